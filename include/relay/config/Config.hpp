@@ -1,0 +1,100 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace relay::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8686";  // as written in the file
+  std::string listen_host = "127.0.0.1";  // host part (IPv6 without brackets)
+  std::uint16_t listen_port = 8686;
+  std::optional<std::string> token_file;
+  std::string token;  // contents of token_file, trimmed; empty = no token required
+  std::size_t max_body_bytes = 1048576;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+};
+
+struct StorageConfig {
+  std::string path = "/var/lib/relayd/relayd.db";
+  Duration retention = std::chrono::hours(24 * 30);
+};
+
+struct DeliveryConfig {
+  int concurrency = 64;
+  int per_webhook_concurrency = 8;
+  Duration timeout = std::chrono::seconds(30);
+  std::vector<Duration> retry_schedule = {std::chrono::seconds(0), std::chrono::minutes(1),
+                                          std::chrono::minutes(5), std::chrono::minutes(30),
+                                          std::chrono::hours(2),   std::chrono::hours(8)};
+  std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  bool allow_private_networks = false;
+};
+
+struct LoggingConfig {
+  enum class Format { kText, kJson };
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  Format format = Format::kText;
+};
+
+struct WebhookConfig {
+  std::string id;
+  std::string url;
+  std::string secret;               // never log, print or store this
+  std::vector<std::string> events;  // exact names, "group.*" or "*"
+  bool enabled = true;
+  std::size_t max_queued = 10000;
+  std::vector<std::pair<std::string, std::string>> headers;  // in file order
+  bool allow_insecure_http = false;
+
+  /// True when `event_type` matches one of `events`.
+  [[nodiscard]] bool matches(std::string_view event_type) const;
+};
+
+/// The whole validated configuration. Immutable once built: a reload builds a new one and
+/// swaps a shared_ptr<const Config>, so readers on any thread never see a half-applied file.
+struct Config {
+  std::string source_path;
+  ServerConfig server;
+  StorageConfig storage;
+  DeliveryConfig delivery;
+  Duration shutdown_grace = std::chrono::seconds(10);
+  LoggingConfig logging;
+  std::vector<WebhookConfig> webhooks;
+
+  [[nodiscard]] const WebhookConfig* find_webhook(std::string_view id) const;
+};
+
+/// One problem found in a config file; `line` and `column` are 1-based.
+struct ConfigProblem {
+  std::string path;
+  int line = 0;
+  int column = 0;
+  std::string message;
+
+  /// "PATH:LINE:COL: message"
+  [[nodiscard]] std::string to_string() const;
+};
+
+/// Thrown by the loader with every problem found (not only the first).
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<ConfigProblem> problems);
+  [[nodiscard]] const std::vector<ConfigProblem>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<ConfigProblem> problems_;
+};
+
+}  // namespace relay::config

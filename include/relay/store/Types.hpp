@@ -1,0 +1,138 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "relay/common/Time.hpp"
+
+namespace relay::store {
+
+enum class DeliveryStatus {
+  kPending,
+  kDelivering,
+  kPaused,
+  kSucceeded,
+  kFailed,
+  kCancelled,
+  kDropped
+};
+
+/// "pending", "delivering", … as stored in deliveries.status.
+std::string_view to_string(DeliveryStatus s);
+std::optional<DeliveryStatus> parse_delivery_status(std::string_view text);
+
+enum class AttemptOutcome { kSucceeded, kRetry, kFailed };
+std::string_view to_string(AttemptOutcome o);
+
+/// Result of a write request, given to its completion callback after the group commit.
+enum class WriteStatus {
+  kOk,
+  kStorageUnavailable,  // disk full / I/O error: nothing of the request was written
+  kShuttingDown,        // the store was closed before the request ran
+};
+
+// ---- intake ----
+
+struct NewDelivery {
+  std::string id;  // dlv_…
+  std::string webhook_id;
+  DeliveryStatus status;   // kPending (due now) or kPaused
+  std::size_t max_queued;  // for kPaused: cap on paused deliveries of this webhook
+};
+
+struct NewEvent {
+  std::string id;  // evt_… or the client's idempotency key
+  std::string event_type;
+  common::TimePoint created_at;
+  std::string payload;  // exact body bytes sent to subscribers
+  std::vector<NewDelivery> deliveries;
+};
+
+/// What intake answers for one event: the stored one, or the first one with that id.
+struct EventReceipt {
+  std::string id;
+  std::string event_type;
+  common::TimePoint created_at;
+  std::vector<std::pair<std::string, std::string>> deliveries;  // (delivery id, webhook id)
+  bool duplicate = false;  // the id existed before this request: nothing new was stored
+};
+
+// ---- dispatcher ----
+
+/// A delivery claimed for an attempt (its status is now `delivering`).
+struct DueDelivery {
+  std::string delivery_id;
+  std::string event_id;
+  std::string webhook_id;
+  std::string event_type;
+  int attempt_count = 0;  // attempts made before this one
+  std::string payload;
+};
+
+struct ClaimResult {
+  std::vector<DueDelivery> claimed;
+  /// Earliest next_attempt_at among pending deliveries left unclaimed (for the one timer).
+  std::optional<common::TimePoint> next_due;
+};
+
+/// One finished attempt plus the delivery's new state; written in one commit.
+struct AttemptRecord {
+  std::string delivery_id;
+  int attempt_number = 0;  // 1-based; becomes deliveries.attempt_count
+  common::TimePoint started_at;
+  std::int64_t duration_ms = 0;
+  std::string url;
+  std::string request_headers;  // JSON object text; no secrets
+  std::optional<int> response_status;
+  std::string response_headers;  // JSON object text
+  std::string response_body;     // already truncated by the caller
+  std::string error;             // transport error text, empty when a response came
+  AttemptOutcome outcome = AttemptOutcome::kRetry;
+  DeliveryStatus new_status = DeliveryStatus::kPending;  // pending (retry), succeeded, failed, …
+  std::optional<common::TimePoint> next_attempt_at;      // when new_status is pending
+};
+
+// ---- admin reads ----
+
+struct AttemptRow {
+  std::int64_t id = 0;
+  int attempt_number = 0;
+  std::string started_at;
+  std::int64_t duration_ms = 0;
+  std::string url;
+  std::string request_headers;
+  std::optional<int> response_status;
+  std::string response_headers;
+  std::string response_body;
+  std::string error;
+  std::string outcome;
+};
+
+struct DeliveryRow {
+  std::string id;
+  std::string event_id;
+  std::string webhook_id;
+  std::string event_type;
+  std::string status;
+  int attempt_count = 0;
+  std::optional<std::string> next_attempt_at;
+  std::string created_at;
+  std::string updated_at;
+  std::optional<int> last_status_code;
+  std::string last_error;
+  std::vector<AttemptRow> attempts;  // filled by get_delivery only
+};
+
+struct DeliveryFilter {
+  std::optional<std::string> webhook_id;
+  std::optional<std::string> status;
+  std::optional<std::string> event_type;
+  std::optional<std::string> before_id;  // paging: deliveries with id < before_id
+  int limit = 50;
+};
+
+}  // namespace relay::store
