@@ -1,0 +1,25 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "relay/config/Config.hpp"
+#include "relay/delivery/HttpClient.hpp"
+
+namespace relay::delivery {
+
+/// Builds the request SPEC §4 describes for one attempt: Content-Type, User-Agent,
+/// X-Relay-Event, X-Relay-Delivery, X-Relay-Signature, then the webhook's extra headers
+/// (which can never replace those). The body is `payload`, untouched.
+OutgoingRequest build_request(const config::WebhookConfig& webhook,
+                              const config::DeliveryConfig& delivery,
+                              std::string_view delivery_id, std::string_view event_type,
+                              std::string payload);
+
+/// Request headers as a JSON object text for the attempt log. The signature is kept (it is not
+/// the secret and operators compare it with what the receiver computed), but webhook headers
+/// whose name suggests a credential (Authorization, Cookie, *token*, *key*, *secret*,
+/// *password*) are written as "[redacted]".
+std::string headers_for_log(const Headers& headers);
+
+}  // namespace relay::delivery
