@@ -1,0 +1,115 @@
+#include "relay/daemon/Cli.hpp"
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "relay/common/Version.hpp"
+#include "relay/config/CheckConfig.hpp"
+#include "relay/daemon/AdminClient.hpp"
+#include "relay/daemon/Daemon.hpp"
+
+namespace relay::daemon {
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/relayd/relayd.yaml";
+
+constexpr const char* kUsage =
+    R"(relayd — webhook delivery daemon
+
+Usage:
+  relayd [serve] [--config PATH]          run the daemon
+  relayd check-config [--config] PATH     validate the config file and print a summary
+  relayd send-test WEBHOOK_ID --event TYPE [--config PATH]
+                                          ask the running daemon to send a test event
+  relayd redeliver DELIVERY_ID [--config PATH]
+                                          ask the running daemon to deliver again now
+  relayd --version | --help
+
+--config defaults to /etc/relayd/relayd.yaml.
+Exit codes: 0 ok, 1 bad config or failed request, 2 usage error.
+)";
+
+struct Parsed {
+  std::string command = "serve";
+  std::vector<std::string> positional;
+  std::optional<std::string> config;
+  std::optional<std::string> event;
+};
+
+int usage_error(std::ostream& err, const std::string& message) {
+  err << "relayd: " << message << " (see relayd --help)\n";
+  return 2;
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Parsed p;
+  std::size_t i = 0;
+  if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
+    p.command = args[0];
+    i = 1;
+  }
+  for (; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      out << kUsage;
+      return 0;
+    }
+    if (a == "--version" || a == "-V") {
+      out << "relayd " << kVersion << '\n';
+      return 0;
+    }
+    auto take_value = [&](std::optional<std::string>& slot, const char* name) -> bool {
+      const std::string prefix = std::string(name) + "=";
+      if (a.rfind(prefix, 0) == 0) {
+        slot = a.substr(prefix.size());
+      } else if (i + 1 < args.size()) {
+        slot = args[++i];
+      } else {
+        return false;
+      }
+      return !slot->empty();
+    };
+    if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      if (!take_value(p.config, "--config")) return usage_error(err, "--config needs a path");
+    } else if (a == "--event" || a.rfind("--event=", 0) == 0) {
+      if (!take_value(p.event, "--event")) return usage_error(err, "--event needs an event type");
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(err, "unknown option '" + a + "'");
+    } else {
+      p.positional.push_back(a);
+    }
+  }
+
+  if (p.command == "serve") {
+    if (!p.positional.empty())
+      return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    return run_serve(p.config.value_or(kDefaultConfig));
+  }
+  if (p.command == "check-config") {
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    if (p.positional.size() > 1 || (p.positional.size() == 1 && p.config)) {
+      return usage_error(err, "check-config takes one config path");
+    }
+    const auto path = p.positional.empty() ? p.config.value_or(kDefaultConfig) : p.positional[0];
+    return config::run_check_config(path, out, err);
+  }
+  if (p.command == "send-test") {
+    if (p.positional.size() != 1) return usage_error(err, "send-test needs one WEBHOOK_ID");
+    if (!p.event) return usage_error(err, "send-test needs --event TYPE");
+    return send_test(p.config.value_or(kDefaultConfig), p.positional[0], *p.event, out, err);
+  }
+  if (p.command == "redeliver") {
+    if (p.positional.size() != 1) return usage_error(err, "redeliver needs one DELIVERY_ID");
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    return redeliver(p.config.value_or(kDefaultConfig), p.positional[0], out, err);
+  }
+  return usage_error(err, "unknown command '" + p.command + "'");
+}
+
+}  // namespace relay::daemon

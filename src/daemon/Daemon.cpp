@@ -1,0 +1,222 @@
+#include "relay/daemon/Daemon.hpp"
+
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <ctime>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "relay/common/Version.hpp"
+#include "relay/config/ConfigLoader.hpp"
+#include "relay/daemon/Logging.hpp"
+#include "relay/delivery/HttpClient.hpp"
+#include "relay/dispatcher/Dispatcher.hpp"
+#include "relay/server/HttpServer.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::daemon {
+
+namespace net = boost::asio;
+
+namespace {
+
+void notify_systemd(const std::string& state) {
+  // A no-op outside systemd (no NOTIFY_SOCKET).
+  sd_notify(0, state.c_str());
+}
+
+std::uint64_t monotonic_usec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000U +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;
+}
+
+void print_config_problems(const config::ConfigError& e) {
+  for (const auto& p : e.problems()) std::cerr << p.to_string() << '\n';
+}
+
+// Brings the stored deliveries in line with the webhooks of `cfg`: removed webhooks'
+// unfinished deliveries are cancelled, disabled ones' pending deliveries paused, enabled
+// ones' paused deliveries resumed. Idempotent, so it runs at every start and reload.
+void reconcile(store::Store& store, const config::Config& cfg, std::function<void()> then) {
+  std::vector<std::string> ids;
+  ids.reserve(cfg.webhooks.size());
+  for (const auto& wh : cfg.webhooks) ids.push_back(wh.id);
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(cfg.webhooks.size() + 1);
+  auto step = [remaining, then = std::move(then)] {
+    if (--*remaining == 0 && then) then();
+  };
+  store.cancel_webhooks_except(ids, [step](store::WriteStatus st, std::size_t cancelled) {
+    if (st != store::WriteStatus::kOk) {
+      spdlog::error("reconcile: cannot cancel deliveries of removed webhooks: storage unavailable");
+    } else if (cancelled > 0) {
+      spdlog::warn("cancelled {} unfinished deliveries of webhooks removed from the config",
+                   cancelled);
+    }
+    step();
+  });
+  for (const auto& wh : cfg.webhooks) {
+    store.set_webhook_paused(wh.id, !wh.enabled, wh.max_queued,
+                             [step, id = wh.id](store::WriteStatus st) {
+                               if (st != store::WriteStatus::kOk) {
+                                 spdlog::error(
+                                     "reconcile: cannot update webhook={}: storage "
+                                     "unavailable",
+                                     id);
+                               }
+                               step();
+                             });
+  }
+}
+
+}  // namespace
+
+int run_serve(const std::string& config_path) {
+  std::shared_ptr<const config::Config> initial;
+  try {
+    initial = config::load_config_file(config_path);
+  } catch (const config::ConfigError& e) {
+    print_config_problems(e);
+    return 1;
+  }
+  configure_logging(initial->logging);
+  std::atomic<std::shared_ptr<const config::Config>> current{initial};
+  auto config_source = [&current] { return current.load(); };
+
+  std::unique_ptr<store::Store> store;
+  try {
+    store::StoreOptions options;
+    options.path = initial->storage.path;
+    store = store::open_sqlite_store(options);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the database: {}", e.what());
+    return 1;
+  }
+  if (const auto n = store->recover_interrupted(common::now_ms()); n > 0) {
+    spdlog::warn("{} deliveries were interrupted by a crash or kill; they are due again now", n);
+  }
+
+  const unsigned threads = std::max(2U, std::thread::hardware_concurrency());
+  net::io_context io{static_cast<int>(threads)};
+  auto work = net::make_work_guard(io);
+
+  delivery::ClientOptions client_options;
+  client_options.ca_file = initial->delivery.ca_file;
+  delivery::HttpClientPool client(io, client_options);
+  dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
+
+  server::ServerContext context;
+  context.config = config_source;
+  context.store = store.get();
+  context.on_new_deliveries = [&dispatcher] { dispatcher.notify(); };
+  server::HttpServer server(io, context);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen on {}: {}", initial->server.listen, e.what());
+    store->close();
+    return 1;
+  }
+
+  std::promise<void> stopped;
+  std::atomic<bool> stopping{false};
+  net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  net::steady_timer watchdog(io);
+
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
+        try {
+          auto next = config::load_config_file(config_path);
+          const auto& old = *current.load();
+          if (next->server.listen != old.server.listen || next->storage.path != old.storage.path ||
+              next->server.tls_cert != old.server.tls_cert ||
+              next->server.tls_key != old.server.tls_key ||
+              next->delivery.ca_file != old.delivery.ca_file) {
+            spdlog::warn(
+                "reload: server.listen, TLS files, storage.path and delivery.ca_file "
+                "take effect only after a restart");
+          }
+          configure_logging(next->logging);
+          current.store(next);
+          reconcile(*store, *next, [&dispatcher] { dispatcher.notify(); });
+          spdlog::info("reload: configuration applied ({} webhooks)", next->webhooks.size());
+        } catch (const config::ConfigError& e) {
+          for (const auto& p : e.problems()) spdlog::error("reload rejected: {}", p.to_string());
+          spdlog::error("reload: the previous configuration stays in effect");
+        }
+        notify_systemd("READY=1");
+        wait_signal();
+        return;
+      }
+      if (stopping.exchange(true)) return;
+      spdlog::info("received {}, shutting down (grace {} ms)",
+                   signo == SIGTERM ? "SIGTERM" : "SIGINT", current.load()->shutdown_grace.count());
+      notify_systemd("STOPPING=1");
+      server.begin_shutdown();
+      watchdog.cancel();
+      dispatcher.shutdown(current.load()->shutdown_grace, [&](std::size_t unfinished) {
+        if (unfinished > 0) {
+          spdlog::warn(
+              "{} attempts did not finish within the grace period; they stay queued "
+              "and are retried after the next start",
+              unfinished);
+        }
+        stopped.set_value();
+      });
+    });
+  };
+  wait_signal();
+
+  std::uint64_t watchdog_usec = 0;
+  std::function<void()> ping;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    ping = [&] {
+      notify_systemd("WATCHDOG=1");
+      watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+      watchdog.async_wait([&](boost::system::error_code ec) {
+        if (!ec) ping();
+      });
+    };
+    ping();
+  }
+
+  reconcile(*store, *initial, [&dispatcher] { dispatcher.start(); });
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+
+  notify_systemd("READY=1\nSTATUS=relayd " + std::string(kVersion) + " listening on " +
+                 initial->server.listen);
+  spdlog::info("relayd {} ready: listening on {}:{}, database {}, {} webhooks", kVersion,
+               initial->server.listen_host, server.port(), initial->storage.path,
+               initial->webhooks.size());
+
+  stopped.get_future().wait();
+  server.stop();
+  client.close_idle();
+  // Flushes writes still queued (attempt records, intake) before the threads go.
+  store->close();
+  signals.cancel();
+  work.reset();
+  io.stop();
+  for (auto& t : pool) t.join();
+  spdlog::info("relayd stopped");
+  return 0;
+}
+
+}  // namespace relay::daemon

@@ -1,0 +1,374 @@
+#include "relay/dispatcher/Dispatcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <cctype>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "relay/common/Time.hpp"
+#include "relay/delivery/HttpClient.hpp"
+#include "relay/delivery/RequestBuilder.hpp"
+#include "relay/delivery/RetryPolicy.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::dispatcher {
+
+namespace net = boost::asio;
+using common::TimePoint;
+
+namespace {
+
+// When the store cannot be written (disk full), claims and attempt records are retried at
+// this pace instead of spinning; the disk recovering is noticed within this delay.
+constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
+// Due work exists but nothing could be claimed (e.g. a webhook absent from the config):
+// look again at this pace rather than in a hot loop.
+constexpr std::chrono::milliseconds kIdleRecheck{1000};
+
+std::optional<std::string> find_header(const delivery::Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string headers_json(const delivery::Headers& headers) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : headers) j[k] = v;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Response bodies go to a TEXT column and to JSON answers of the admin API: keep them valid
+// UTF-8 by replacing what is not.
+std::string printable_body(const std::string& body) {
+  const auto dumped =
+      nlohmann::json(body).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(dumped).get<std::string>();
+}
+
+}  // namespace
+
+struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
+  Impl(net::io_context& io, store::Store& s, delivery::HttpClientPool& c, ConfigSource cfg)
+      : strand(net::make_strand(io)),
+        timer(strand),
+        grace_timer(strand),
+        store(s),
+        client(c),
+        config(std::move(cfg)) {}
+
+  net::strand<net::io_context::executor_type> strand;
+  net::steady_timer timer;
+  net::steady_timer grace_timer;
+  std::optional<TimePoint> timer_deadline;
+  store::Store& store;
+  delivery::HttpClientPool& client;
+  ConfigSource config;
+  AttemptObserver observer;
+
+  bool running = false;
+  bool stopping = false;
+  bool claiming = false;
+  bool dirty = false;
+  std::size_t in_flight = 0;
+  std::unordered_map<std::string, int> busy_per_webhook;  // in flight + ready
+  std::deque<store::DueDelivery> ready;
+  std::function<void(std::size_t)> shutdown_done;
+
+  std::atomic<std::uint64_t> succeeded{0};
+  std::atomic<std::uint64_t> retried{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::size_t> in_flight_seen{0};
+
+  // ---- everything below runs on the strand ----
+
+  void maybe_claim() {
+    if (!running || stopping) return;
+    if (claiming) {
+      dirty = true;
+      return;
+    }
+    const auto cfg = config();
+    const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
+    const std::size_t busy = in_flight + ready.size();
+    if (busy >= concurrency) return;
+    const int global_free = static_cast<int>(concurrency - busy);
+    std::vector<std::pair<std::string, int>> limits;
+    for (const auto& wh : cfg->webhooks) {
+      if (!wh.enabled) continue;
+      const auto it = busy_per_webhook.find(wh.id);
+      const int used = it == busy_per_webhook.end() ? 0 : it->second;
+      const int free = std::min(cfg->delivery.per_webhook_concurrency - used, global_free);
+      if (free > 0) limits.emplace_back(wh.id, free);
+    }
+    if (limits.empty()) return;
+    claiming = true;
+    dirty = false;
+    store.claim_due(common::now_ms(), std::move(limits),
+                    [self = shared_from_this()](store::WriteStatus st, store::ClaimResult r) {
+                      net::post(self->strand, [self, st, r = std::move(r)]() mutable {
+                        self->on_claimed(st, std::move(r));
+                      });
+                    });
+  }
+
+  void on_claimed(store::WriteStatus st, store::ClaimResult result) {
+    claiming = false;
+    if (st != store::WriteStatus::kOk) {
+      if (st == store::WriteStatus::kStorageUnavailable) {
+        spdlog::warn("dispatcher: cannot claim due deliveries: storage unavailable; retrying");
+        arm_timer(common::now_ms() + kStorageRetryDelay);
+      }
+      return;
+    }
+    const bool got_work = !result.claimed.empty();
+    for (auto& d : result.claimed) {
+      ++busy_per_webhook[d.webhook_id];
+      ready.push_back(std::move(d));
+    }
+    start_ready();
+    const auto now = common::now_ms();
+    if (result.next_due) {
+      if (*result.next_due > now) {
+        arm_timer(*result.next_due);
+      } else if (!got_work && in_flight == 0) {
+        arm_timer(now + kIdleRecheck);
+      }
+    }
+    if (dirty) maybe_claim();
+  }
+
+  void arm_timer(TimePoint when) {
+    if (stopping) return;
+    if (timer_deadline && *timer_deadline <= when) return;
+    timer_deadline = when;
+    const auto delay = std::max(std::chrono::milliseconds(0), when - common::now_ms());
+    timer.expires_after(delay);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;  // re-armed or cancelled
+      self->timer_deadline.reset();
+      self->maybe_claim();
+    });
+  }
+
+  void start_ready() {
+    const auto cfg = config();
+    const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
+    while (!ready.empty() && in_flight < concurrency && !stopping) {
+      auto d = std::move(ready.front());
+      ready.pop_front();
+      start_attempt(*cfg, std::move(d));
+    }
+  }
+
+  void release(const std::string& webhook_id) {
+    auto it = busy_per_webhook.find(webhook_id);
+    if (it != busy_per_webhook.end() && --it->second <= 0) busy_per_webhook.erase(it);
+  }
+
+  void start_attempt(const config::Config& cfg, store::DueDelivery d) {
+    const auto* wh = cfg.find_webhook(d.webhook_id);
+    if (wh == nullptr) {
+      // Removed by a reload after the claim: the reload cancels its unfinished deliveries.
+      release(d.webhook_id);
+      return;
+    }
+    ++in_flight;
+    in_flight_seen = in_flight;
+    const int attempt_number = d.attempt_count + 1;
+    auto request = delivery::build_request(*wh, cfg.delivery, d.delivery_id, d.event_type,
+                                           std::move(d.payload));
+    auto record = std::make_shared<store::AttemptRecord>();
+    record->delivery_id = d.delivery_id;
+    record->attempt_number = attempt_number;
+    record->started_at = common::now_ms();
+    record->url = request.url;
+    record->request_headers = delivery::headers_for_log(request.headers);
+    auto schedule = cfg.delivery.retry_schedule;
+    client.send(
+        std::move(request), [self = shared_from_this(), record, schedule = std::move(schedule),
+                             webhook_id = d.webhook_id](delivery::HttpResult res) mutable {
+          self->on_response(std::move(record), schedule, std::move(webhook_id), std::move(res));
+        });
+  }
+
+  // Runs on whichever io thread completed the request; touches only its own record.
+  void on_response(std::shared_ptr<store::AttemptRecord> record,
+                   const std::vector<delivery::Duration>& schedule, std::string webhook_id,
+                   delivery::HttpResult res) {
+    const auto now = common::now_ms();
+    record->duration_ms = res.duration.count();
+    record->response_status = res.status;
+    record->response_headers = headers_json(res.headers);
+    record->response_body = printable_body(res.body);
+    record->error = res.error;
+    std::optional<delivery::Duration> retry_after;
+    if (res.status && (*res.status == 429 || *res.status == 503)) {
+      if (auto v = find_header(res.headers, "retry-after")) {
+        retry_after = delivery::parse_retry_after(*v, now);
+      }
+    }
+    const auto decision =
+        delivery::decide_retry(record->attempt_number, res.status, retry_after, schedule);
+    switch (decision.kind) {
+      case delivery::RetryDecision::Kind::kSucceeded:
+        record->outcome = store::AttemptOutcome::kSucceeded;
+        record->new_status = store::DeliveryStatus::kSucceeded;
+        break;
+      case delivery::RetryDecision::Kind::kRetry:
+        record->outcome = store::AttemptOutcome::kRetry;
+        record->new_status = store::DeliveryStatus::kPending;
+        record->next_attempt_at = now + decision.delay;
+        break;
+      case delivery::RetryDecision::Kind::kFailed:
+        record->outcome = store::AttemptOutcome::kFailed;
+        record->new_status = store::DeliveryStatus::kFailed;
+        break;
+    }
+    write_record(std::move(record), std::move(webhook_id));
+  }
+
+  void write_record(std::shared_ptr<store::AttemptRecord> record, std::string webhook_id) {
+    store.record_attempt(*record, [self = shared_from_this(), record,
+                                   webhook_id = std::move(webhook_id)](store::WriteStatus st) {
+      net::post(self->strand, [self, st, record, webhook_id]() mutable {
+        self->on_recorded(st, std::move(record), std::move(webhook_id));
+      });
+    });
+  }
+
+  void on_recorded(store::WriteStatus st, std::shared_ptr<store::AttemptRecord> record,
+                   std::string webhook_id) {
+    if (st == store::WriteStatus::kStorageUnavailable && !stopping) {
+      // Keep the slot and the result: the delivery stays `delivering` until the disk accepts
+      // the record (and a crash meanwhile makes it due again: at-least-once).
+      spdlog::warn(
+          "delivery={} webhook={} attempt={}: cannot record attempt: storage "
+          "unavailable; retrying",
+          record->delivery_id, webhook_id, record->attempt_number);
+      auto t = std::make_shared<net::steady_timer>(strand, kStorageRetryDelay);
+      t->async_wait([self = shared_from_this(), t, record, webhook_id](boost::system::error_code) {
+        self->write_record(record, webhook_id);
+      });
+      return;
+    }
+    --in_flight;
+    in_flight_seen = in_flight;
+    release(webhook_id);
+    if (st == store::WriteStatus::kOk) log_outcome(*record, webhook_id);
+    if (observer) {
+      observer(webhook_id, std::string(store::to_string(record->outcome)).c_str(),
+               record->duration_ms);
+    }
+    if (stopping) {
+      if (in_flight == 0) finish_shutdown();
+      return;
+    }
+    start_ready();
+    maybe_claim();
+  }
+
+  void log_outcome(const store::AttemptRecord& r, const std::string& webhook_id) {
+    const std::string what =
+        r.response_status ? "HTTP " + std::to_string(*r.response_status) : r.error;
+    switch (r.outcome) {
+      case store::AttemptOutcome::kSucceeded:
+        ++succeeded;
+        spdlog::info("delivered delivery={} webhook={} attempt={} status={} duration_ms={}",
+                     r.delivery_id, webhook_id, r.attempt_number, what, r.duration_ms);
+        break;
+      case store::AttemptOutcome::kRetry:
+        ++retried;
+        spdlog::warn(
+            "attempt failed, will retry delivery={} webhook={} attempt={} result=\"{}\" "
+            "next_attempt_at={}",
+            r.delivery_id, webhook_id, r.attempt_number, what,
+            r.next_attempt_at ? common::format_rfc3339_ms(*r.next_attempt_at) : "");
+        break;
+      case store::AttemptOutcome::kFailed:
+        ++failed;
+        spdlog::error("delivery failed, giving up delivery={} webhook={} attempt={} result=\"{}\"",
+                      r.delivery_id, webhook_id, r.attempt_number, what);
+        break;
+    }
+  }
+
+  void begin_shutdown(std::chrono::milliseconds grace, std::function<void(std::size_t)> done) {
+    stopping = true;
+    timer.cancel();
+    shutdown_done = std::move(done);
+    // Claimed but not started: left `delivering`, recovered (due now) at the next start.
+    ready.clear();
+    if (in_flight == 0) {
+      finish_shutdown();
+      return;
+    }
+    grace_timer.expires_after(grace);
+    grace_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->finish_shutdown();
+    });
+  }
+
+  void finish_shutdown() {
+    grace_timer.cancel();
+    if (auto done = std::exchange(shutdown_done, nullptr)) done(in_flight);
+  }
+};
+
+Dispatcher::Dispatcher(net::io_context& io, store::Store& store, delivery::HttpClientPool& client,
+                       ConfigSource config)
+    : impl_(std::make_shared<Impl>(io, store, client, std::move(config))) {}
+
+Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::set_attempt_observer(AttemptObserver observer) {
+  net::post(impl_->strand, [impl = impl_, observer = std::move(observer)]() mutable {
+    impl->observer = std::move(observer);
+  });
+}
+
+void Dispatcher::start() {
+  net::post(impl_->strand, [impl = impl_] {
+    impl->running = true;
+    impl->maybe_claim();
+  });
+}
+
+void Dispatcher::notify() {
+  net::post(impl_->strand, [impl = impl_] { impl->maybe_claim(); });
+}
+
+void Dispatcher::shutdown(std::chrono::milliseconds grace,
+                          std::function<void(std::size_t unfinished)> done) {
+  net::post(impl_->strand, [impl = impl_, grace, done = std::move(done)]() mutable {
+    impl->begin_shutdown(grace, std::move(done));
+  });
+}
+
+DispatcherStats Dispatcher::stats() const {
+  DispatcherStats s;
+  s.attempts_succeeded = impl_->succeeded;
+  s.attempts_retry = impl_->retried;
+  s.attempts_failed = impl_->failed;
+  s.in_flight = impl_->in_flight_seen;
+  return s;
+}
+
+}  // namespace relay::dispatcher
