@@ -18,7 +18,9 @@
 
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
+#include "relay/daemon/AdminApi.hpp"
 #include "relay/daemon/Logging.hpp"
+#include "relay/daemon/Metrics.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/dispatcher/Dispatcher.hpp"
 #include "relay/server/HttpServer.hpp"
@@ -115,12 +117,19 @@ int run_serve(const std::string& config_path) {
   client_options.ca_file = initial->delivery.ca_file;
   delivery::HttpClientPool client(io, client_options);
   dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
+  Metrics metrics;
+  dispatcher.set_attempt_observer(
+      [&metrics](const std::string& webhook_id, const char* outcome, std::int64_t ms) {
+        metrics.attempt(webhook_id, outcome, ms);
+      });
+  AdminApi admin(*store, client, dispatcher, metrics, config_source);
 
   server::ServerContext context;
   context.config = config_source;
   context.store = store.get();
   context.on_new_deliveries = [&dispatcher] { dispatcher.notify(); };
   server::HttpServer server(io, context);
+  admin.register_routes(server);
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -208,6 +217,7 @@ int run_serve(const std::string& config_path) {
 
   stopped.get_future().wait();
   server.stop();
+  admin.stop();
   client.close_idle();
   // Flushes writes still queued (attempt records, intake) before the threads go.
   store->close();

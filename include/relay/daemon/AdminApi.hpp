@@ -1,0 +1,50 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "relay/config/Config.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+namespace relay::store {
+class Store;
+}
+namespace relay::delivery {
+class HttpClientPool;
+}
+namespace relay::server {
+class HttpServer;
+}
+namespace relay::dispatcher {
+class Dispatcher;
+}
+
+namespace relay::daemon {
+
+class Metrics;
+
+/// The admin API of SPEC §3 (metrics, webhooks, deliveries, redeliver, test send), added as
+/// routes to the HttpServer. Store reads run on its own small thread pool, never on I/O
+/// threads. Thread-safe.
+class AdminApi {
+ public:
+  AdminApi(store::Store& store, delivery::HttpClientPool& client,
+           dispatcher::Dispatcher& dispatcher, Metrics& metrics,
+           std::function<std::shared_ptr<const config::Config>()> config);
+  ~AdminApi();
+  AdminApi(const AdminApi&) = delete;
+  AdminApi& operator=(const AdminApi&) = delete;
+
+  void register_routes(server::HttpServer& server);
+  /// Stops the blocking-read pool (waits for running reads).
+  void stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace relay::daemon

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace relay::daemon {
+
+/// Process-wide counters for GET /metrics and GET /v1/webhooks. Thread-safe.
+class Metrics {
+ public:
+  /// Upper bounds (ms) of the attempt latency histogram buckets.
+  static constexpr std::array<double, 12> kLatencyBucketsMs = {5,   10,   25,   50,   100,   250,
+                                                               500, 1000, 2500, 5000, 10000, 30000};
+
+  void events_received(std::uint64_t n) { events_received_ += n; }
+  void attempt(const std::string& webhook_id, const std::string& outcome, std::int64_t ms);
+
+  struct WebhookActivity {
+    std::map<std::string, std::uint64_t> attempts_by_outcome;
+    std::optional<std::string> last_success_at;  // RFC 3339 ms, since start
+    std::optional<std::string> last_failure_at;
+  };
+  [[nodiscard]] std::map<std::string, WebhookActivity> webhook_activity() const;
+
+  /// Prometheus text for the counters kept here (the daemon adds queue gauges).
+  [[nodiscard]] std::string render() const;
+
+ private:
+  std::atomic<std::uint64_t> events_received_{0};
+  mutable std::mutex mutex_;
+  std::map<std::string, WebhookActivity> webhooks_;
+  std::array<std::uint64_t, kLatencyBucketsMs.size()> buckets_{};
+  std::uint64_t latency_count_ = 0;
+  double latency_sum_ms_ = 0;
+};
+
+}  // namespace relay::daemon

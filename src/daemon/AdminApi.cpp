@@ -1,0 +1,389 @@
+#include "relay/daemon/AdminApi.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "relay/common/Ids.hpp"
+#include "relay/common/Time.hpp"
+#include "relay/config/ConfigLoader.hpp"
+#include "relay/daemon/Metrics.hpp"
+#include "relay/delivery/HttpClient.hpp"
+#include "relay/delivery/RequestBuilder.hpp"
+#include "relay/dispatcher/Dispatcher.hpp"
+#include "relay/server/HttpServer.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::daemon {
+
+namespace net = boost::asio;
+using nlohmann::json;
+using server::Request;
+using server::Response;
+using Respond = std::function<void(Response)>;
+
+namespace {
+
+Response json_response(int status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+Response error_response(int status, const std::string& code, const std::string& message) {
+  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+std::optional<std::string> query_value(const Request& req, const std::string& name) {
+  for (const auto& [k, v] : req.query) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> header_value(const Request& req, const std::string& name) {
+  for (const auto& [k, v] : req.headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        })) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+// "/v1/deliveries/dlv_x/redeliver" with prefix "/v1/deliveries/" → "dlv_x/redeliver".
+std::string path_rest(const std::string& path, const std::string& prefix) {
+  return path.size() > prefix.size() ? path.substr(prefix.size()) : std::string();
+}
+
+json attempt_json(const store::AttemptRow& a) {
+  json j = {{"attempt_number", a.attempt_number},
+            {"started_at", a.started_at},
+            {"duration_ms", a.duration_ms},
+            {"url", a.url},
+            {"outcome", a.outcome},
+            {"response_status", a.response_status ? json(*a.response_status) : json(nullptr)},
+            {"error", a.error.empty() ? json(nullptr) : json(a.error)},
+            {"response_body", a.response_body}};
+  for (const auto& [field, text] :
+       {std::pair<const char*, const std::string*>{"request_headers", &a.request_headers},
+        {"response_headers", &a.response_headers}}) {
+    const auto parsed = json::parse(*text, nullptr, false);
+    j[field] = parsed.is_discarded() ? json(*text) : parsed;
+  }
+  return j;
+}
+
+json delivery_json(const store::DeliveryRow& d, bool with_attempts) {
+  json j = {{"id", d.id},
+            {"event_id", d.event_id},
+            {"webhook", d.webhook_id},
+            {"event", d.event_type},
+            {"status", d.status},
+            {"attempt_count", d.attempt_count},
+            {"next_attempt_at", d.next_attempt_at ? json(*d.next_attempt_at) : json(nullptr)},
+            {"created_at", d.created_at},
+            {"updated_at", d.updated_at},
+            {"last_status_code", d.last_status_code ? json(*d.last_status_code) : json(nullptr)},
+            {"last_error", d.last_error.empty() ? json(nullptr) : json(d.last_error)}};
+  if (with_attempts) {
+    json attempts = json::array();
+    for (const auto& a : d.attempts) attempts.push_back(attempt_json(a));
+    j["attempts"] = std::move(attempts);
+  }
+  return j;
+}
+
+// Sample `data` for "Send Test", shaped like the user guide's payloads of that group.
+json sample_data(const std::string& event_type) {
+  const json ticket = {{"id", "tkt_test"},
+                       {"subject", "Test ticket from relayd"},
+                       {"status", "open"},
+                       {"priority", "medium"},
+                       {"customer", {{"id", "cust_test"}, {"email", "test@example.com"}}}};
+  const auto group = event_type.substr(0, event_type.find('.'));
+  if (group == "message") {
+    return {{"message", {{"id", "msg_test"}, {"body", "Test message from relayd"}}},
+            {"ticket", ticket}};
+  }
+  if (group == "customer") {
+    return {{"customer", {{"id", "cust_test"}, {"email", "test@example.com"}}}};
+  }
+  if (group == "sla") {
+    return {{"ticket", ticket}, {"sla", {{"policy", "first_response"}, {"due_at", "test"}}}};
+  }
+  return {{"ticket", ticket}};
+}
+
+}  // namespace
+
+struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
+  Impl(store::Store& s, delivery::HttpClientPool& c, dispatcher::Dispatcher& d, Metrics& m,
+       std::function<std::shared_ptr<const config::Config>()> cfg)
+      : store(s), client(c), dispatcher(d), metrics(m), config(std::move(cfg)) {}
+
+  store::Store& store;
+  delivery::HttpClientPool& client;
+  dispatcher::Dispatcher& dispatcher;
+  Metrics& metrics;
+  std::function<std::shared_ptr<const config::Config>()> config;
+  // Store reads block: they run here, never on the I/O threads.
+  net::thread_pool readers{2};
+
+  // Runs `work` on the reader pool; an exception becomes a 500 with a generic message (the
+  // detail goes to the log only).
+  void blocking(Respond respond, std::function<Response()> work) {
+    net::post(readers, [respond = std::move(respond), work = std::move(work)] {
+      try {
+        respond(work());
+      } catch (const std::exception& e) {
+        spdlog::error("admin API: {}", e.what());
+        respond(error_response(500, "internal_error", "the request could not be served"));
+      }
+    });
+  }
+
+  bool token_ok(const Request& req) const {
+    const auto& token = config()->server.token;
+    if (token.empty()) return true;
+    const auto value = header_value(req, "authorization");
+    if (!value || value->rfind("Bearer ", 0) != 0) return false;
+    const auto given = value->substr(7);
+    return given.size() == token.size() &&
+           CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
+  }
+
+  Response metrics_text() {
+    std::string body = metrics.render();
+    const auto stats = dispatcher.stats();
+    body +=
+        "# HELP relayd_attempts_in_flight Delivery attempts currently in flight.\n"
+        "# TYPE relayd_attempts_in_flight gauge\n"
+        "relayd_attempts_in_flight " +
+        std::to_string(stats.in_flight) + "\n";
+    body +=
+        "# HELP relayd_deliveries Deliveries in the database by webhook and status.\n"
+        "# TYPE relayd_deliveries gauge\n";
+    std::int64_t queued = 0;
+    for (const auto& [key, n] : store.count_by_webhook_status()) {
+      body += "relayd_deliveries{webhook=\"" + key.first + "\",status=\"" + key.second + "\"} " +
+              std::to_string(n) + "\n";
+      if (key.second == "pending" || key.second == "delivering") queued += n;
+    }
+    body +=
+        "# HELP relayd_queue_depth Deliveries pending or delivering.\n"
+        "# TYPE relayd_queue_depth gauge\n"
+        "relayd_queue_depth " +
+        std::to_string(queued) + "\n";
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = std::move(body);
+    return r;
+  }
+
+  Response webhooks_json() {
+    const auto cfg = config();
+    const auto activity = metrics.webhook_activity();
+    std::map<std::string, std::map<std::string, std::int64_t>> counts;
+    for (const auto& [key, n] : store.count_by_webhook_status()) counts[key.first][key.second] = n;
+    json list = json::array();
+    for (const auto& wh : cfg->webhooks) {
+      json c = json::object();
+      for (const char* s :
+           {"pending", "delivering", "paused", "succeeded", "failed", "cancelled", "dropped"}) {
+        c[s] = counts[wh.id][s];
+      }
+      json item = {{"id", wh.id},
+                   {"url", wh.url},
+                   {"events", wh.events},
+                   {"enabled", wh.enabled},
+                   {"deliveries", c}};
+      const auto it = activity.find(wh.id);
+      item["last_success_at"] = it != activity.end() && it->second.last_success_at
+                                    ? json(*it->second.last_success_at)
+                                    : json(nullptr);
+      item["last_failure_at"] = it != activity.end() && it->second.last_failure_at
+                                    ? json(*it->second.last_failure_at)
+                                    : json(nullptr);
+      list.push_back(std::move(item));
+    }
+    return json_response(200, {{"webhooks", list}});
+  }
+
+  Response list_deliveries(const Request& req) {
+    store::DeliveryFilter filter;
+    filter.webhook_id = query_value(req, "webhook");
+    filter.status = query_value(req, "status");
+    filter.event_type = query_value(req, "event");
+    filter.before_id = query_value(req, "before");
+    if (filter.status && !store::parse_delivery_status(*filter.status)) {
+      return error_response(400, "invalid_request", "unknown status '" + *filter.status + "'");
+    }
+    if (const auto limit = query_value(req, "limit")) {
+      int n = 0;
+      const auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
+      if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 1000) {
+        return error_response(400, "invalid_request", "limit must be an integer from 1 to 1000");
+      }
+      filter.limit = n;
+    }
+    const auto rows = store.list_deliveries(filter);
+    json list = json::array();
+    for (const auto& d : rows) list.push_back(delivery_json(d, false));
+    json body = {{"deliveries", list}};
+    body["next_before"] = static_cast<int>(rows.size()) == filter.limit && !rows.empty()
+                              ? json(rows.back().id)
+                              : json(nullptr);
+    return json_response(200, body);
+  }
+
+  void route_delivery(const Request& req, Respond respond) {
+    const auto rest = path_rest(req.path, "/v1/deliveries/");
+    const auto slash = rest.find('/');
+    const auto id = rest.substr(0, slash);
+    const auto action = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (id.empty()) {
+      respond(error_response(404, "not_found", "no such resource"));
+      return;
+    }
+    if (action.empty()) {
+      if (req.method != "GET") {
+        respond(error_response(405, "method_not_allowed", "use GET"));
+        return;
+      }
+      blocking(std::move(respond), [self = shared_from_this(), id] {
+        const auto row = self->store.get_delivery(id);
+        if (!row) return error_response(404, "not_found", "no delivery '" + id + "'");
+        return json_response(200, delivery_json(*row, true));
+      });
+      return;
+    }
+    if (action == "redeliver") {
+      if (req.method != "POST") {
+        respond(error_response(405, "method_not_allowed", "use POST"));
+        return;
+      }
+      store.redeliver(id, common::now_ms(),
+                      [self = shared_from_this(), id, respond = std::move(respond)](
+                          store::WriteStatus st, bool found) {
+                        if (st != store::WriteStatus::kOk) {
+                          respond(error_response(503, "storage_unavailable",
+                                                 "the database cannot be written right now"));
+                        } else if (!found) {
+                          respond(error_response(404, "not_found", "no delivery '" + id + "'"));
+                        } else {
+                          self->dispatcher.notify();
+                          respond(json_response(202, {{"id", id}, {"status", "pending"}}));
+                        }
+                      });
+      return;
+    }
+    respond(error_response(404, "not_found", "no such resource"));
+  }
+
+  void route_webhook(const Request& req, Respond respond) {
+    const auto rest = path_rest(req.path, "/v1/webhooks/");
+    const auto slash = rest.find('/');
+    const auto id = rest.substr(0, slash);
+    const auto action = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (action != "test") {
+      respond(error_response(404, "not_found", "no such resource"));
+      return;
+    }
+    if (req.method != "POST") {
+      respond(error_response(405, "method_not_allowed", "use POST"));
+      return;
+    }
+    const auto cfg = config();
+    const auto* wh = cfg->find_webhook(id);
+    if (wh == nullptr) {
+      respond(error_response(404, "not_found", "no webhook '" + id + "'"));
+      return;
+    }
+    const auto body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      respond(error_response(400, "invalid_json", "the body must be a JSON object"));
+      return;
+    }
+    if (!body.contains("event") || !body["event"].is_string()) {
+      respond(error_response(422, "invalid_event", "\"event\" (a string) is required"));
+      return;
+    }
+    const auto event_type = body["event"].get<std::string>();
+    if (!config::is_known_event_type(event_type)) {
+      respond(error_response(422, "unknown_event_type", "unknown event type '" + event_type + "'"));
+      return;
+    }
+    const auto event_id = common::new_event_id();
+    const auto delivery_id = common::new_delivery_id();
+    nlohmann::ordered_json payload;
+    payload["id"] = event_id;
+    payload["event"] = event_type;
+    payload["created_at"] = common::format_rfc3339_s(common::now_ms());
+    payload["data"] = sample_data(event_type);
+    auto request =
+        delivery::build_request(*wh, cfg->delivery, delivery_id, event_type, payload.dump());
+    spdlog::info("test send webhook={} event={} delivery={}", id, event_type, delivery_id);
+    client.send(std::move(request), [respond = std::move(respond), id, event_type,
+                                     delivery_id](delivery::HttpResult res) {
+      json out = {{"webhook", id},
+                  {"event", event_type},
+                  {"delivery_id", delivery_id},
+                  {"latency_ms", res.duration.count()},
+                  {"status", res.status ? json(*res.status) : json(nullptr)},
+                  {"body", res.body},
+                  {"body_truncated", res.body_truncated},
+                  {"error", res.error.empty() ? json(nullptr) : json(res.error)}};
+      respond(json_response(200, out));
+    });
+  }
+};
+
+AdminApi::AdminApi(store::Store& store, delivery::HttpClientPool& client,
+                   dispatcher::Dispatcher& dispatcher, Metrics& metrics,
+                   std::function<std::shared_ptr<const config::Config>()> config)
+    : impl_(std::make_shared<Impl>(store, client, dispatcher, metrics, std::move(config))) {}
+
+AdminApi::~AdminApi() {
+  stop();
+}
+
+void AdminApi::stop() {
+  impl_->readers.join();
+}
+
+void AdminApi::register_routes(server::HttpServer& server) {
+  auto impl = impl_;
+  server.add_route("GET", "/metrics", [impl](Request req, Respond respond) {
+    if (!impl->token_ok(req)) {
+      respond(error_response(401, "unauthorized", "missing or wrong bearer token"));
+      return;
+    }
+    impl->blocking(std::move(respond), [impl] { return impl->metrics_text(); });
+  });
+  server.add_route("GET", "/v1/webhooks", [impl](Request, Respond respond) {
+    impl->blocking(std::move(respond), [impl] { return impl->webhooks_json(); });
+  });
+  server.add_route("POST", "/v1/webhooks/", [impl](Request req, Respond respond) {
+    impl->route_webhook(req, std::move(respond));
+  });
+  server.add_route("GET", "/v1/deliveries", [impl](Request req, Respond respond) {
+    impl->blocking(std::move(respond),
+                   [impl, req = std::move(req)] { return impl->list_deliveries(req); });
+  });
+  for (const char* method : {"GET", "POST"}) {
+    server.add_route(method, "/v1/deliveries/", [impl](Request req, Respond respond) {
+      impl->route_delivery(req, std::move(respond));
+    });
+  }
+}
+
+}  // namespace relay::daemon
