@@ -82,6 +82,65 @@ void reconcile(store::Store& store, const config::Config& cfg, std::function<voi
   }
 }
 
+// Prunes in small batches, one write request at a time, so delivery and intake requests
+// interleave with it in the writer queue instead of waiting behind one huge DELETE.
+constexpr std::size_t kPruneBatch = 2000;
+constexpr std::chrono::minutes kPruneInterval{10};
+
+class RetentionJob {
+ public:
+  RetentionJob(net::io_context& io, store::Store& store,
+               std::function<std::shared_ptr<const config::Config>()> config)
+      : timer_(io), store_(store), config_(std::move(config)) {}
+
+  void start() { run(); }
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  void run() {
+    if (stopped_) return;
+    const auto cutoff = common::now_ms() - config_()->storage.retention;
+    prune(cutoff, 0);
+  }
+
+  void prune(common::TimePoint cutoff, std::size_t total) {
+    store_.prune_before(
+        cutoff, kPruneBatch, [this, cutoff, total](store::WriteStatus st, std::size_t removed) {
+          if (stopped_) return;
+          if (st == store::WriteStatus::kOk && removed == kPruneBatch) {
+            net::post(timer_.get_executor(),
+                      [this, cutoff, total, removed] { prune(cutoff, total + removed); });
+            return;
+          }
+          if (st != store::WriteStatus::kOk) {
+            spdlog::warn(
+                "retention: pruning failed (storage unavailable); "
+                "trying again later");
+          } else if (total + removed > 0) {
+            spdlog::info("retention: pruned {} rows older than {}", total + removed,
+                         common::format_rfc3339_ms(cutoff));
+          }
+          net::post(timer_.get_executor(), [this] { schedule(); });
+        });
+  }
+
+  void schedule() {
+    if (stopped_) return;
+    timer_.expires_after(kPruneInterval);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) run();
+    });
+  }
+
+  net::steady_timer timer_;
+  store::Store& store_;
+  std::function<std::shared_ptr<const config::Config>()> config_;
+  std::atomic<bool> stopped_{false};
+};
+
 }  // namespace
 
 int run_serve(const std::string& config_path) {
@@ -205,6 +264,8 @@ int run_serve(const std::string& config_path) {
   }
 
   reconcile(*store, *initial, [&dispatcher] { dispatcher.start(); });
+  RetentionJob retention(io, *store, config_source);
+  retention.start();
 
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
@@ -216,6 +277,7 @@ int run_serve(const std::string& config_path) {
                initial->webhooks.size());
 
   stopped.get_future().wait();
+  retention.stop();
   server.stop();
   admin.stop();
   client.close_idle();
