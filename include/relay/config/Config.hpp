@@ -15,6 +15,7 @@ namespace relay::config {
 
 using Duration = std::chrono::milliseconds;
 
+/// The `server:` section. Plain value; copied freely.
 struct ServerConfig {
   std::string listen = "127.0.0.1:8686";  // as written in the file
   std::string listen_host = "127.0.0.1";  // host part (IPv6 without brackets)
@@ -26,11 +27,13 @@ struct ServerConfig {
   std::optional<std::string> tls_key;
 };
 
+/// The `storage:` section.
 struct StorageConfig {
   std::string path = "/var/lib/relayd/relayd.db";
   Duration retention = std::chrono::hours(24 * 30);
 };
 
+/// The `delivery:` section.
 struct DeliveryConfig {
   int concurrency = 64;
   int per_webhook_concurrency = 8;
@@ -42,12 +45,14 @@ struct DeliveryConfig {
   bool allow_private_networks = false;
 };
 
+/// The `logging:` section.
 struct LoggingConfig {
   enum class Format { kText, kJson };
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
   Format format = Format::kText;
 };
 
+/// One entry of `webhooks:`. Holds the secret: never log, print or store it.
 struct WebhookConfig {
   std::string id;
   std::string url;
@@ -58,7 +63,8 @@ struct WebhookConfig {
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
   bool allow_insecure_http = false;
 
-  /// True when `event_type` matches one of `events`.
+  /// True when `event_type` matches one of `events`: "*" matches everything, "group.*" every
+  /// type starting with "group.", anything else only itself. Thread-safe (const).
   [[nodiscard]] bool matches(std::string_view event_type) const;
 };
 
@@ -73,6 +79,7 @@ struct Config {
   LoggingConfig logging;
   std::vector<WebhookConfig> webhooks;
 
+  /// The webhook with this id, or nullptr. The pointer lives as long as this Config.
   [[nodiscard]] const WebhookConfig* find_webhook(std::string_view id) const;
 };
 
@@ -83,11 +90,13 @@ struct ConfigProblem {
   int column = 0;
   std::string message;
 
-  /// "PATH:LINE:COL: message"
+  /// "PATH:LINE:COL: message", or "PATH: message" when line is 0 (a problem with the file as a
+  /// whole, e.g. it cannot be read).
   [[nodiscard]] std::string to_string() const;
 };
 
-/// Thrown by the loader with every problem found (not only the first).
+/// Thrown by the loader with every problem found (not only the first), sorted by position.
+/// what() is every problem's to_string() joined by '\n'. Messages never contain secrets.
 class ConfigError : public std::runtime_error {
  public:
   explicit ConfigError(std::vector<ConfigProblem> problems);

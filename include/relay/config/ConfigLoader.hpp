@@ -5,19 +5,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "relay/config/Config.hpp"
 
 namespace relay::config {
 
-/// Looks up an environment variable; nullopt when it is not set.
+/// Looks up an environment variable; nullopt when it is not set. Tests inject their own so they
+/// never depend on (or change) the real environment.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
-/// The process environment.
+/// The process environment (std::getenv; do not call setenv concurrently).
 EnvLookup process_env();
 
 /// Reads, expands and validates the YAML file at `path` (plus any secret_file / token_file it
-/// names). Throws ConfigError listing every problem as PATH:LINE:COL.
+/// names). Throws ConfigError listing every problem as PATH:LINE:COL; a file that cannot be read
+/// is one problem "PATH: cannot read config file: <reason>". Thread-safe (no shared state).
 std::shared_ptr<const Config> load_config_file(const std::string& path,
                                                const EnvLookup& env = process_env());
 
@@ -25,8 +28,20 @@ std::shared_ptr<const Config> load_config_file(const std::string& path,
 std::shared_ptr<const Config> parse_config(std::string_view yaml_text, const std::string& path,
                                            const EnvLookup& env = process_env());
 
-/// "250ms", "30s", "5m", "2h", "30d" (a non-negative integer and one unit). nullopt otherwise.
+/// "250ms", "30s", "5m", "2h", "30d" (a non-negative integer and one unit). nullopt otherwise,
+/// including values that do not fit in Duration.
 std::optional<Duration> parse_duration(std::string_view text);
+
+/// The inverse of parse_duration, in the largest unit that divides exactly: 90000ms -> "90s",
+/// 120000ms -> "2m", 0 -> "0s", 1500ms -> "1500ms".
+std::string format_duration(Duration d);
+
+/// Expands `${NAME}` (error when NAME is unset), `${NAME:-default}` (default when NAME is unset or
+/// empty) and `$$` (a literal `$`) in `text`; any other `$` is kept as is. NAME is
+/// [A-Za-z_][A-Za-z0-9_]*. On failure returns nullopt and sets `error` to a message that names the
+/// variable but never a value, e.g. "environment variable RELAY_CRM_SECRET is not set".
+std::optional<std::string> expand_env(std::string_view text, const EnvLookup& env,
+                                      std::string& error);
 
 /// The user guide's event catalogue (ticket.created, …, sla.breached).
 const std::vector<std::string>& event_catalogue();

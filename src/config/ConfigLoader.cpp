@@ -1,0 +1,912 @@
+// YAML -> Config with every problem collected at its line:col (SPEC §2).
+#include "relay/config/ConfigLoader.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace relay::config {
+namespace {
+
+constexpr std::size_t kMaxConfigFileBytes = 16 * 1024 * 1024;
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+constexpr std::size_t kMaxRetryScheduleEntries = 20;
+constexpr std::size_t kMaxWebhookIdLength = 64;
+constexpr const char* kDurationExamples = "250ms, 30s, 5m, 2h or 30d";
+
+struct FileCloser {
+  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
+/// Reads a whole file (at most `max_bytes`). On failure returns nullopt and sets `error` to the
+/// reason ("No such file or directory", "Is a directory", "larger than 65536 bytes").
+std::optional<std::string> read_file(const std::string& path, std::size_t max_bytes,
+                                     std::string& error) {
+  errno = 0;
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string data;
+  char buf[8192];
+  for (;;) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
+    data.append(buf, n);
+    if (data.size() > max_bytes) {
+      error = "larger than " + std::to_string(max_bytes) + " bytes";
+      return std::nullopt;
+    }
+    if (n < sizeof buf) {
+      if (std::ferror(f.get())) {
+        error = std::strerror(errno != 0 ? errno : EIO);
+        return std::nullopt;
+      }
+      return data;
+    }
+  }
+}
+
+/// Checks that `path` can be opened and read (certificates, CA bundles).
+bool check_readable(const std::string& path, std::string& error) {
+  errno = 0;
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) {
+    error = std::strerror(errno);
+    return false;
+  }
+  char c;
+  (void)std::fread(&c, 1, 1, f.get());  // a directory opens but fails here with EISDIR
+  if (std::ferror(f.get())) {
+    error = std::strerror(errno != 0 ? errno : EIO);
+    return false;
+  }
+  return true;
+}
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+std::string trim(std::string s) {
+  std::size_t b = 0;
+  while (b < s.size() && is_space(s[b])) ++b;
+  std::size_t e = s.size();
+  while (e > b && is_space(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
+}
+
+/// Decimal 0..max, nullopt on anything else (no sign, no spaces).
+std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t max) {
+  if (!all_digits(s)) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : s) {
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (n > (max - d) / 10) return std::nullopt;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+bool is_valid_webhook_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxWebhookIdLength) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '-';
+  });
+}
+
+/// RFC 9110 token characters.
+bool is_valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return is_alpha(c) || is_digit(c) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool is_valid_header_value(std::string_view value) {
+  return std::none_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+bool is_reg_name_char(char c) {
+  return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%';
+}
+
+bool is_ipv6_literal_char(char c) {
+  // hex digits, ':' and '.', plus a zone id after '%' (e.g. fe80::1%eth0)
+  return is_alpha(c) || is_digit(c) || c == ':' || c == '.' || c == '%' || c == '_' || c == '-';
+}
+
+struct HostPort {
+  std::string host;  // IPv6 without brackets
+  std::string port;  // digits as written, may be empty when there was no ':'
+  bool had_port = false;
+};
+
+/// Splits "host:port" / "[v6]:port" / "host" into parts; the error is a complete sentence.
+std::optional<HostPort> split_host_port(std::string_view s, std::string& error) {
+  HostPort hp;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos) {
+      error = "missing ']' after the IPv6 address";
+      return std::nullopt;
+    }
+    hp.host = std::string(s.substr(1, close - 1));
+    if (hp.host.empty() || hp.host.find(':') == std::string::npos ||
+        !std::all_of(hp.host.begin(), hp.host.end(), is_ipv6_literal_char)) {
+      error = "invalid IPv6 address in brackets";
+      return std::nullopt;
+    }
+    const std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        error = "unexpected text after ']'";
+        return std::nullopt;
+      }
+      hp.had_port = true;
+      hp.port = std::string(rest.substr(1));
+    }
+    return hp;
+  }
+  const auto colon = s.rfind(':');
+  if (colon != std::string_view::npos) {
+    if (s.substr(0, colon).find(':') != std::string_view::npos) {
+      error = "IPv6 addresses must be written in brackets, e.g. [::1]:8686";
+      return std::nullopt;
+    }
+    hp.had_port = true;
+    hp.port = std::string(s.substr(colon + 1));
+    s = s.substr(0, colon);
+  }
+  hp.host = std::string(s);
+  if (hp.host.empty()) {
+    error = "missing host";
+    return std::nullopt;
+  }
+  if (!std::all_of(hp.host.begin(), hp.host.end(), is_reg_name_char)) {
+    error = "invalid host name";
+    return std::nullopt;
+  }
+  return hp;
+}
+
+/// Validates a webhook URL; on success returns it with the scheme lower-cased. The error never
+/// quotes the URL (its path or query may carry a credential).
+std::optional<std::string> check_url(std::string_view url, bool allow_http, std::string& error) {
+  for (const char c : url) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) {
+      error = "must not contain spaces or control characters";
+      return std::nullopt;
+    }
+  }
+  const auto sep = url.find("://");
+  const std::string scheme = sep == std::string_view::npos ? "" : lower(url.substr(0, sep));
+  if (scheme != "https" && scheme != "http") {
+    error = "expected an absolute https:// URL";
+    return std::nullopt;
+  }
+  if (scheme == "http" && !allow_http) {
+    error = "http:// is not allowed unless allow_insecure_http: true";
+    return std::nullopt;
+  }
+  const std::string_view rest = url.substr(sep + 3);
+  if (rest.find('#') != std::string_view::npos) {
+    error = "must not contain a fragment (#...)";
+    return std::nullopt;
+  }
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  if (authority.find('@') != std::string_view::npos) {
+    error = "must not contain a user name or password (user:password@)";
+    return std::nullopt;
+  }
+  if (authority.empty()) {
+    error = "missing host";
+    return std::nullopt;
+  }
+  std::string hp_error;
+  const auto hp = split_host_port(authority, hp_error);
+  if (!hp) {
+    error = hp_error;
+    return std::nullopt;
+  }
+  if (hp->had_port) {
+    const auto port = parse_uint(hp->port, 65535);
+    if (!port || *port == 0) {
+      error = "invalid port (expected 1-65535)";
+      return std::nullopt;
+    }
+  }
+  return scheme + std::string(url.substr(sep));
+}
+
+bool is_forbidden_header(const std::string& lower_name) {
+  static constexpr std::string_view kForbidden[] = {
+      "content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"};
+  return std::find(std::begin(kForbidden), std::end(kForbidden), lower_name) !=
+         std::end(kForbidden);
+}
+
+std::string mark_text(const YAML::Mark& m) {
+  if (m.is_null()) return "1:1";
+  return std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+/// One `key: value` of a mapping.
+struct Entry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+
+  /// Where a problem with the value is reported. An empty value (`key:` and nothing) has the
+  /// mark of whatever follows it, often the next line; the key is a better place then.
+  [[nodiscard]] YAML::Mark value_mark() const {
+    const YAML::Mark v = value.Mark();
+    if (v.is_null() || (value.IsNull() && v.line != key_node.Mark().line)) return key_node.Mark();
+    return v;
+  }
+};
+
+/// A mapping after its keys were checked: each known key once, in file order.
+struct Section {
+  std::string path;  // "server", "webhooks[crm]"; empty at top level
+  YAML::Mark mark;   // the mapping itself, for "missing required key"
+  std::vector<Entry> entries;
+
+  [[nodiscard]] const Entry* get(std::string_view key) const {
+    for (const auto& e : entries) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
+  [[nodiscard]] std::string key_path(std::string_view key) const {
+    return path.empty() ? std::string(key) : path + "." + std::string(key);
+  }
+  [[nodiscard]] std::string where() const { return path.empty() ? "at top level" : "in " + path; }
+};
+
+class Loader {
+ public:
+  Loader(std::string path, const EnvLookup& env) : path_(std::move(path)), env_(env) {}
+
+  std::shared_ptr<const Config> load(std::string_view text) {
+    auto config = std::make_shared<Config>();
+    config->source_path = path_;
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      add(e.mark, "YAML syntax error: " + e.msg);
+      fail();
+    } catch (const YAML::Exception& e) {
+      add(e.mark, "YAML error: " + e.msg);
+      fail();
+    }
+    if (docs.empty() || docs.front().IsNull()) {
+      // An empty file would remove every webhook (and cancel their deliveries) on reload.
+      add(YAML::Mark(), "config file is empty");
+      fail();
+    }
+    if (docs.size() > 1) add(docs[1].Mark(), "expected one YAML document, found more ('---')");
+    const YAML::Node& root = docs.front();
+    if (!root.IsMap()) {
+      add(root.Mark(), "expected a mapping at top level (server:, storage:, webhooks:, ...)");
+      fail();
+    }
+    const auto top =
+        check_keys(collect(root), "", root.Mark(),
+                   {"server", "storage", "delivery", "shutdown_grace", "logging", "webhooks"});
+    if (const auto* e = top.get("server")) server(*e, config->server);
+    if (const auto* e = top.get("storage")) storage(*e, config->storage);
+    if (const auto* e = top.get("delivery")) delivery(*e, config->delivery);
+    if (const auto* e = top.get("shutdown_grace")) {
+      if (auto d = duration(*e, "shutdown_grace")) config->shutdown_grace = *d;
+    }
+    if (const auto* e = top.get("logging")) logging(*e, config->logging);
+    if (const auto* e = top.get("webhooks")) webhooks(*e, config->webhooks);
+    if (!problems_.empty()) fail();
+    return config;
+  }
+
+ private:
+  [[noreturn]] void fail() {
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](const ConfigProblem& a, const ConfigProblem& b) {
+                       return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+                     });
+    throw ConfigError(std::move(problems_));
+  }
+
+  void add(const YAML::Mark& mark, std::string message) {
+    ConfigProblem p;
+    p.path = path_;
+    p.line = mark.is_null() ? 1 : mark.line + 1;
+    p.column = mark.is_null() ? 1 : mark.column + 1;
+    p.message = std::move(message);
+    problems_.push_back(std::move(p));
+  }
+
+  // ---- mappings ------------------------------------------------------------------------------
+
+  static std::vector<Entry> collect(const YAML::Node& map) {
+    std::vector<Entry> out;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      Entry e;
+      e.key_node = it->first;
+      e.value = it->second;
+      if (it->first.IsScalar()) e.key = it->first.Scalar();
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  /// Reports unknown, duplicate and non-text keys; returns the usable entries.
+  Section check_keys(std::vector<Entry> raw, std::string path, const YAML::Mark& mark,
+                     std::initializer_list<std::string_view> allowed) {
+    Section s;
+    s.path = std::move(path);
+    s.mark = mark;
+    for (auto& e : raw) {
+      if (!e.key_node.IsScalar()) {
+        add(e.key_node.Mark(), "expected a plain text key " + s.where());
+        continue;
+      }
+      if (std::find(allowed.begin(), allowed.end(), e.key) == allowed.end()) {
+        add(e.key_node.Mark(), "unknown key '" + e.key + "' " + s.where());
+        continue;
+      }
+      if (const auto* first = s.get(e.key)) {
+        add(e.key_node.Mark(), "duplicate key '" + e.key + "' " + s.where() + " (first at " +
+                                   mark_text(first->key_node.Mark()) + ")");
+        continue;
+      }
+      s.entries.push_back(std::move(e));
+    }
+    return s;
+  }
+
+  /// A section value: a mapping, or empty (`server:` alone means all defaults).
+  std::optional<Section> section(const Entry& e, std::initializer_list<std::string_view> allowed) {
+    if (e.value.IsNull()) return Section{e.key, e.value_mark(), {}};
+    if (!e.value.IsMap()) {
+      add(e.value_mark(), e.key + ": expected a mapping");
+      return std::nullopt;
+    }
+    return check_keys(collect(e.value), e.key, e.value.Mark(), allowed);
+  }
+
+  // ---- scalars -------------------------------------------------------------------------------
+
+  /// The value as expanded text; reports `path: expectation` when it is not a scalar.
+  std::optional<std::string> scalar(const Entry& e, const std::string& path,
+                                    std::string_view expectation) {
+    return scalar_node(e.value, e.value_mark(), path, expectation);
+  }
+
+  std::optional<std::string> scalar_node(const YAML::Node& node, const YAML::Mark& mark,
+                                         const std::string& path, std::string_view expectation) {
+    if (!node.IsScalar()) {
+      add(mark, path + ": " + std::string(expectation));
+      return std::nullopt;
+    }
+    std::string error;
+    auto value = expand_env(node.Scalar(), env_, error);
+    if (!value) add(mark, path + ": " + error);
+    return value;
+  }
+
+  std::optional<std::string> text(const Entry& e, const std::string& path) {
+    return scalar(e, path, "expected a string");
+  }
+
+  std::optional<std::string> non_empty_text(const Entry& e, const std::string& path) {
+    auto v = text(e, path);
+    if (v && v->empty()) {
+      add(e.value_mark(), path + ": must not be empty");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<bool> boolean(const Entry& e, const std::string& path) {
+    constexpr std::string_view kExpect = "expected true or false";
+    const auto v = scalar(e, path, kExpect);
+    if (!v) return std::nullopt;
+    if (*v == "true" || *v == "True" || *v == "TRUE") return true;
+    if (*v == "false" || *v == "False" || *v == "FALSE") return false;
+    add(e.value_mark(), path + ": " + std::string(kExpect));
+    return std::nullopt;
+  }
+
+  std::optional<std::uint64_t> positive_int(const Entry& e, const std::string& path,
+                                            std::uint64_t max) {
+    constexpr std::string_view kExpect = "expected a positive integer";
+    const auto v = scalar(e, path, kExpect);
+    if (!v) return std::nullopt;
+    if (!all_digits(*v) || parse_uint(*v, std::numeric_limits<std::uint64_t>::max()) == 0u) {
+      add(e.value_mark(), path + ": " + std::string(kExpect));
+      return std::nullopt;
+    }
+    const auto n = parse_uint(*v, max);
+    if (!n) {
+      add(e.value_mark(), path + ": must be at most " + std::to_string(max));
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  std::optional<Duration> duration_node(const YAML::Node& node, const YAML::Mark& mark,
+                                        const std::string& path) {
+    const auto v = scalar_node(node, mark, path,
+                               "expected a duration such as " + std::string(kDurationExamples));
+    if (!v) return std::nullopt;
+    const auto d = parse_duration(*v);
+    if (!d) {
+      add(mark, path + ": invalid duration '" + *v +
+                    "' (expected a whole number and a unit: " + kDurationExamples + ")");
+    }
+    return d;
+  }
+
+  std::optional<Duration> duration(const Entry& e, const std::string& path) {
+    return duration_node(e.value, e.value_mark(), path);
+  }
+
+  std::optional<Duration> positive_duration(const Entry& e, const std::string& path) {
+    auto d = duration(e, path);
+    if (d && d->count() <= 0) {
+      add(e.value_mark(), path + ": must be greater than 0");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  /// A file path whose contents must be readable now.
+  std::optional<std::string> readable_file(const Entry& e, const std::string& path) {
+    auto p = non_empty_text(e, path);
+    if (!p) return std::nullopt;
+    std::string error;
+    if (!check_readable(*p, error)) {
+      add(e.value_mark(), path + ": cannot read '" + *p + "': " + error);
+      return std::nullopt;
+    }
+    return p;
+  }
+
+  // ---- sections ------------------------------------------------------------------------------
+
+  void server(const Entry& entry, ServerConfig& out) {
+    const auto s =
+        section(entry, {"listen", "token_file", "max_body_bytes", "tls_cert", "tls_key"});
+    if (!s) return;
+    if (const auto* e = s->get("listen")) listen(*e, s->key_path("listen"), out);
+    if (const auto* e = s->get("token_file")) {
+      const auto path = s->key_path("token_file");
+      if (auto file = non_empty_text(*e, path)) {
+        std::string error;
+        auto contents = read_file(*file, kMaxSecretFileBytes, error);
+        if (!contents) {
+          add(e->value_mark(), path + ": cannot read '" + *file + "': " + error);
+        } else {
+          std::string token = trim(std::move(*contents));
+          if (token.empty()) {
+            add(e->value_mark(), path + ": file '" + *file + "' is empty");
+          } else if (std::any_of(token.begin(), token.end(), [](char c) {
+                       return static_cast<unsigned char>(c) <= 0x20 ||
+                              static_cast<unsigned char>(c) == 0x7f;
+                     })) {
+            add(e->value_mark(), path + ": the token in '" + *file +
+                                     "' must be one word (no spaces, line breaks or control "
+                                     "characters)");
+          } else {
+            out.token_file = *file;
+            out.token = std::move(token);
+          }
+        }
+      }
+    }
+    if (const auto* e = s->get("max_body_bytes")) {
+      if (auto n = positive_int(*e, s->key_path("max_body_bytes"),
+                                std::numeric_limits<std::uint32_t>::max())) {
+        out.max_body_bytes = static_cast<std::size_t>(*n);
+      }
+    }
+    const auto* cert = s->get("tls_cert");
+    const auto* key = s->get("tls_key");
+    if (cert) out.tls_cert = readable_file(*cert, s->key_path("tls_cert"));
+    if (key) out.tls_key = readable_file(*key, s->key_path("tls_key"));
+    if (cert && !key) {
+      add(cert->value_mark(), "server.tls_cert: server.tls_key must be set too (TLS needs both)");
+    } else if (key && !cert) {
+      add(key->value_mark(), "server.tls_key: server.tls_cert must be set too (TLS needs both)");
+    }
+  }
+
+  void listen(const Entry& e, const std::string& path, ServerConfig& out) {
+    const auto v = non_empty_text(e, path);
+    if (!v) return;
+    std::string error;
+    const auto hp = split_host_port(*v, error);
+    if (!hp) {
+      add(e.value_mark(), path + ": " + error);
+      return;
+    }
+    if (!hp->had_port) {
+      add(e.value_mark(), path + ": expected HOST:PORT, e.g. 127.0.0.1:8686 or [::1]:8686");
+      return;
+    }
+    const auto port = parse_uint(hp->port, 65535);
+    if (!port) {
+      add(e.value_mark(), path + ": invalid port (expected 1-65535, or 0 for any free port)");
+      return;
+    }
+    out.listen = *v;
+    out.listen_host = hp->host;
+    out.listen_port = static_cast<std::uint16_t>(*port);
+  }
+
+  void storage(const Entry& entry, StorageConfig& out) {
+    const auto s = section(entry, {"path", "retention"});
+    if (!s) return;
+    if (const auto* e = s->get("path")) {
+      if (auto v = non_empty_text(*e, s->key_path("path"))) out.path = *v;
+    }
+    if (const auto* e = s->get("retention")) {
+      if (auto d = positive_duration(*e, s->key_path("retention"))) out.retention = *d;
+    }
+  }
+
+  void delivery(const Entry& entry, DeliveryConfig& out) {
+    const auto s = section(entry, {"concurrency", "per_webhook_concurrency", "timeout",
+                                   "retry_schedule", "ca_file", "allow_private_networks"});
+    if (!s) return;
+    constexpr auto kIntMax = static_cast<std::uint64_t>(std::numeric_limits<int>::max());
+    if (const auto* e = s->get("concurrency")) {
+      if (auto n = positive_int(*e, s->key_path("concurrency"), kIntMax)) {
+        out.concurrency = static_cast<int>(*n);
+      }
+    }
+    if (const auto* e = s->get("per_webhook_concurrency")) {
+      if (auto n = positive_int(*e, s->key_path("per_webhook_concurrency"), kIntMax)) {
+        out.per_webhook_concurrency = static_cast<int>(*n);
+      }
+    }
+    if (const auto* e = s->get("timeout")) {
+      if (auto d = positive_duration(*e, s->key_path("timeout"))) out.timeout = *d;
+    }
+    if (const auto* e = s->get("retry_schedule")) retry_schedule(*e, out);
+    if (const auto* e = s->get("ca_file")) {
+      if (auto p = readable_file(*e, s->key_path("ca_file"))) out.ca_file = *p;
+    }
+    if (const auto* e = s->get("allow_private_networks")) {
+      if (auto b = boolean(*e, s->key_path("allow_private_networks"))) {
+        out.allow_private_networks = *b;
+      }
+    }
+  }
+
+  void retry_schedule(const Entry& e, DeliveryConfig& out) {
+    const std::string path = "delivery.retry_schedule";
+    if (!e.value.IsSequence() || e.value.size() == 0) {
+      add(e.value_mark(), path + ": expected a non-empty list of durations, e.g. [0s, 1m, 5m]");
+      return;
+    }
+    if (e.value.size() > kMaxRetryScheduleEntries) {
+      add(e.value_mark(), path + ": at most " + std::to_string(kMaxRetryScheduleEntries) +
+                              " entries (found " + std::to_string(e.value.size()) + ")");
+      return;
+    }
+    std::vector<Duration> schedule;
+    bool ok = true;
+    for (std::size_t i = 0; i < e.value.size(); ++i) {
+      const YAML::Node item = e.value[i];
+      const YAML::Mark mark = item.Mark().is_null() ? e.value_mark() : item.Mark();
+      auto d = duration_node(item, mark, path + "[" + std::to_string(i) + "]");
+      if (d) {
+        schedule.push_back(*d);
+      } else {
+        ok = false;
+      }
+    }
+    if (ok) out.retry_schedule = std::move(schedule);
+  }
+
+  void logging(const Entry& entry, LoggingConfig& out) {
+    const auto s = section(entry, {"level", "format"});
+    if (!s) return;
+    if (const auto* e = s->get("level")) {
+      if (auto v = text(*e, s->key_path("level"))) {
+        static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
+                                                       "error", "critical", "off"};
+        if (std::find(std::begin(kLevels), std::end(kLevels), *v) == std::end(kLevels)) {
+          add(e->value_mark(),
+              "logging.level: must be one of trace, debug, info, warn, error, critical, off "
+              "(found '" +
+                  *v + "')");
+        } else {
+          out.level = *v;
+        }
+      }
+    }
+    if (const auto* e = s->get("format")) {
+      if (auto v = text(*e, s->key_path("format"))) {
+        if (*v == "text") {
+          out.format = LoggingConfig::Format::kText;
+        } else if (*v == "json") {
+          out.format = LoggingConfig::Format::kJson;
+        } else {
+          add(e->value_mark(), "logging.format: must be text or json (found '" + *v + "')");
+        }
+      }
+    }
+  }
+
+  // ---- webhooks ------------------------------------------------------------------------------
+
+  void webhooks(const Entry& e, std::vector<WebhookConfig>& out) {
+    if (e.value.IsNull()) return;  // `webhooks:` with every entry commented out
+    if (!e.value.IsSequence()) {
+      add(e.value_mark(), "webhooks: expected a list of webhooks (- id: ...)");
+      return;
+    }
+    std::map<std::string, YAML::Mark, std::less<>> seen;
+    for (std::size_t i = 0; i < e.value.size(); ++i) {
+      const YAML::Node item = e.value[i];
+      const YAML::Mark mark = item.Mark().is_null() ? e.value_mark() : item.Mark();
+      if (auto w = webhook(item, mark, i, seen)) out.push_back(std::move(*w));
+    }
+  }
+
+  std::optional<WebhookConfig> webhook(const YAML::Node& node, const YAML::Mark& mark,
+                                       std::size_t index,
+                                       std::map<std::string, YAML::Mark, std::less<>>& seen) {
+    const std::string by_index = "webhooks[" + std::to_string(index) + "]";
+    if (!node.IsMap()) {
+      add(mark, by_index + ": expected a mapping with id, url, secret and events");
+      return std::nullopt;
+    }
+    const std::size_t problems_before = problems_.size();
+    auto raw = collect(node);
+
+    // Name the webhook by its id in messages when the id is usable, else by its index.
+    std::string name = by_index;
+    std::optional<std::string> id;
+    const Entry* id_entry = nullptr;
+    for (const auto& r : raw) {
+      if (r.key == "id") {
+        id_entry = &r;
+        break;
+      }
+    }
+    Entry id_copy;
+    if (id_entry != nullptr) {
+      id_copy = *id_entry;
+      id = text(id_copy, by_index + ".id");
+      if (id && is_valid_webhook_id(*id)) {
+        name = "webhooks[" + *id + "]";
+      } else if (id) {
+        add(id_copy.value_mark(), by_index + ".id: invalid id '" + *id +
+                                      "' (use 1-64 characters from a-z, 0-9, _ and -)");
+        id.reset();
+      }
+    }
+    const auto s = check_keys(std::move(raw), name, node.Mark(),
+                              {"id", "url", "secret", "secret_file", "events", "enabled",
+                               "max_queued", "headers", "allow_insecure_http"});
+
+    WebhookConfig w;
+    if (id_entry == nullptr) add(s.mark, name + ": missing required key 'id'");
+    if (id) {
+      w.id = *id;
+      if (const auto it = seen.find(*id); it != seen.end()) {
+        add(id_copy.value_mark(), name + ".id: duplicate webhook id '" + *id +
+                                      "' (first defined at " + mark_text(it->second) + ")");
+      } else {
+        seen.emplace(*id, s.mark);
+      }
+    }
+
+    if (const auto* e = s.get("allow_insecure_http")) {
+      if (auto b = boolean(*e, s.key_path("allow_insecure_http"))) w.allow_insecure_http = *b;
+    }
+    if (const auto* e = s.get("url")) {
+      if (auto v = non_empty_text(*e, s.key_path("url"))) {
+        std::string error;
+        if (auto url = check_url(*v, w.allow_insecure_http, error)) {
+          w.url = std::move(*url);
+        } else {
+          add(e->value_mark(), s.key_path("url") + ": " + error);
+        }
+      }
+    } else {
+      add(s.mark, name + ": missing required key 'url'");
+    }
+    secret(s, w);
+    if (const auto* e = s.get("events")) {
+      events(*e, s.key_path("events"), w);
+    } else {
+      add(s.mark, name + ": missing required key 'events'");
+    }
+    if (const auto* e = s.get("enabled")) {
+      if (auto b = boolean(*e, s.key_path("enabled"))) w.enabled = *b;
+    }
+    if (const auto* e = s.get("max_queued")) {
+      if (auto n = positive_int(*e, s.key_path("max_queued"),
+                                std::numeric_limits<std::uint32_t>::max())) {
+        w.max_queued = static_cast<std::size_t>(*n);
+      }
+    }
+    if (const auto* e = s.get("headers")) headers(*e, s.key_path("headers"), w);
+    if (problems_.size() != problems_before) return std::nullopt;
+    return w;
+  }
+
+  void secret(const Section& s, WebhookConfig& w) {
+    const auto* inline_secret = s.get("secret");
+    const auto* file = s.get("secret_file");
+    if (inline_secret && file) {
+      add(file->key_node.Mark(), s.path + ": set either secret or secret_file, not both");
+      return;
+    }
+    if (!inline_secret && !file) {
+      add(s.mark, s.path + ": missing required key 'secret' (or 'secret_file')");
+      return;
+    }
+    if (inline_secret) {
+      // Never quote the value: problems are reported by position only.
+      if (auto v = non_empty_text(*inline_secret, s.key_path("secret"))) w.secret = *v;
+      return;
+    }
+    const auto path = s.key_path("secret_file");
+    const auto p = non_empty_text(*file, path);
+    if (!p) return;
+    std::string error;
+    auto contents = read_file(*p, kMaxSecretFileBytes, error);
+    if (!contents) {
+      add(file->value_mark(), path + ": cannot read '" + *p + "': " + error);
+      return;
+    }
+    // `echo secret > file` and editors add a final newline that is not part of the secret.
+    while (!contents->empty() && (contents->back() == '\n' || contents->back() == '\r')) {
+      contents->pop_back();
+    }
+    if (contents->empty()) {
+      add(file->value_mark(), path + ": file '" + *p + "' is empty");
+      return;
+    }
+    w.secret = std::move(*contents);
+  }
+
+  void events(const Entry& e, const std::string& path, WebhookConfig& w) {
+    if (!e.value.IsSequence() || e.value.size() == 0) {
+      add(e.value_mark(), path +
+                              ": expected a non-empty list of event types, e.g. "
+                              "[ticket.created, \"message.*\"]");
+      return;
+    }
+    for (std::size_t i = 0; i < e.value.size(); ++i) {
+      const YAML::Node item = e.value[i];
+      const YAML::Mark mark = item.Mark().is_null() ? e.value_mark() : item.Mark();
+      const auto v = scalar_node(item, mark, path, "expected an event type (a string)");
+      if (!v) continue;
+      if (*v == "*" || is_known_event_type(*v)) {
+        w.events.push_back(*v);
+        continue;
+      }
+      if (v->size() > 2 && v->ends_with(".*")) {
+        const std::string group = v->substr(0, v->size() - 2);
+        if (group == "ticket" || group == "message" || group == "customer" || group == "sla") {
+          w.events.push_back(*v);
+        } else {
+          add(mark, path + ": unknown event group '" + *v +
+                        "' (groups: ticket.*, message.*, customer.*, sla.*)");
+        }
+        continue;
+      }
+      add(mark, path + ": unknown event type '" + *v + "'");
+    }
+  }
+
+  void headers(const Entry& e, const std::string& path, WebhookConfig& w) {
+    if (e.value.IsNull()) return;
+    if (!e.value.IsMap()) {
+      add(e.value_mark(), path + ": expected a mapping of header names to values");
+      return;
+    }
+    std::map<std::string, YAML::Mark, std::less<>> seen;  // lower-case name -> first key
+    for (const auto& h : collect(e.value)) {
+      const YAML::Mark key_mark = h.key_node.Mark();
+      if (!h.key_node.IsScalar() || !is_valid_header_name(h.key)) {
+        add(key_mark, path + ": '" + (h.key_node.IsScalar() ? h.key : std::string("?")) +
+                          "' is not a valid header name");
+        continue;
+      }
+      const std::string lname = lower(h.key);
+      if (is_forbidden_header(lname)) {
+        add(key_mark, path + ": '" + h.key + "' is set by relayd and cannot be overridden");
+        continue;
+      }
+      if (lname.starts_with("x-relay-")) {
+        add(key_mark, path + ": '" + h.key + "' is reserved (relayd sets X-Relay-* headers)");
+        continue;
+      }
+      if (const auto it = seen.find(lname); it != seen.end()) {
+        add(key_mark,
+            path + ": duplicate header '" + h.key + "' (first at " + mark_text(it->second) + ")");
+        continue;
+      }
+      seen.emplace(lname, key_mark);
+      // Values may be credentials (Authorization): never quote them.
+      const std::string value_path = path + "." + h.key;
+      auto v = scalar(h, value_path, "expected a string");
+      if (!v) continue;
+      if (!is_valid_header_value(*v)) {
+        add(h.value_mark(), value_path + ": must be one line without control characters");
+        continue;
+      }
+      w.headers.emplace_back(h.key, std::move(*v));
+    }
+  }
+
+  std::string path_;
+  const EnvLookup& env_;
+  std::vector<ConfigProblem> problems_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Config> parse_config(std::string_view yaml_text, const std::string& path,
+                                           const EnvLookup& env) {
+  return Loader(path, env).load(yaml_text);
+}
+
+std::shared_ptr<const Config> load_config_file(const std::string& path, const EnvLookup& env) {
+  std::string error;
+  auto text = read_file(path, kMaxConfigFileBytes, error);
+  if (!text) {
+    ConfigProblem p;
+    p.path = path;
+    p.message = "cannot read config file: " + error;
+    throw ConfigError({std::move(p)});
+  }
+  return parse_config(*text, path, env);
+}
+
+}  // namespace relay::config

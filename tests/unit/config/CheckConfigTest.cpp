@@ -1,0 +1,105 @@
+#include "relay/config/CheckConfig.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+
+#include "ConfigTestSupport.hpp"
+
+namespace relay::config {
+namespace {
+
+using testing_support::fake_env;
+using testing_support::TempDir;
+
+TEST(CheckConfig, PrintsASummaryWithoutSecretsAndReturnsZero) {
+  TempDir dir;
+  const auto token = dir.write("token", "tok-very-private\n");
+  const auto secret = dir.write("billing.secret", "file-secret-value\n");
+  const auto path = dir.write("relayd.yaml",
+                              "server:\n"
+                              "  listen: 127.0.0.1:9999\n"
+                              "  token_file: " +
+                                  token +
+                                  "\n"
+                                  "storage: {path: /srv/relay.db, retention: 7d}\n"
+                                  "webhooks:\n"
+                                  "  - id: crm\n"
+                                  "    url: https://crm.example.com/hooks/relay\n"
+                                  "    secret: ${CRM_SECRET}\n"
+                                  "    events: [ticket.created, \"message.*\"]\n"
+                                  "    headers: {Authorization: Bearer hdr-private}\n"
+                                  "  - id: billing\n"
+                                  "    url: https://billing.example.com/in\n"
+                                  "    secret_file: " +
+                                  secret +
+                                  "\n"
+                                  "    events: ['*']\n"
+                                  "    enabled: false\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_check_config(path, out, err, fake_env({{"CRM_SECRET", "env-secret-value"}})), 0);
+  EXPECT_EQ(err.str(), "");
+  const std::string text = out.str();
+  EXPECT_EQ(text.rfind(path + ": OK\n", 0), 0U) << text;
+  for (const char* expected :
+       {"  listen: 127.0.0.1:9999\n", "  auth: bearer token from ", "  path: /srv/relay.db\n",
+        "  retention: 7d\n", "  concurrency: 64\n", "  timeout: 30s\n",
+        "  retry_schedule: [0s, 1m, 5m, 30m, 2h, 8h] (6 attempts)\n",
+        "  allow_private_networks: false\n", "shutdown_grace: 10s\n",
+        "logging: level info, format text\n", "webhooks: 2\n",
+        "  - crm: https://crm.example.com/hooks/relay events=[ticket.created, message.*] "
+        "enabled=true\n",
+        "  - billing: https://billing.example.com/in events=[*] enabled=false\n"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\n" << text;
+  }
+  for (const char* secret_text :
+       {"tok-very-private", "file-secret-value", "env-secret-value", "hdr-private"}) {
+    EXPECT_EQ(text.find(secret_text), std::string::npos) << secret_text;
+  }
+}
+
+TEST(CheckConfig, ExampleFilePasses) {
+  std::ostringstream out;
+  std::ostringstream err;
+  const std::string path = std::string(RELAY_SOURCE_DIR) + "/config/relayd.example.yaml";
+  EXPECT_EQ(run_check_config(path, out, err, fake_env()), 0) << err.str();
+  EXPECT_EQ(out.str().find("change-me-example-secret"), std::string::npos);
+}
+
+TEST(CheckConfig, ReportsEveryProblemOnItsOwnLineAndReturnsOne) {
+  TempDir dir;
+  const auto path = dir.write("bad.yaml",
+                              "storage:\n"
+                              "  retension: 30d\n"
+                              "webhooks:\n"
+                              "  - id: crm\n"
+                              "    url: https://crm.example.com/\n"
+                              "    secret: ${RELAY_CRM_SECRET}\n"
+                              "    events: [ticket.creatd]\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_check_config(path, out, err, fake_env()), 1);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_EQ(err.str(),
+            path + ":2:3: unknown key 'retension' in storage\n" + path +
+                ":6:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not set\n" +
+                path + ":7:14: webhooks[crm].events: unknown event type 'ticket.creatd'\n");
+}
+
+TEST(CheckConfig, MissingFileIsOneLine) {
+  TempDir dir;
+  const auto path = dir.path("missing.yaml");
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_check_config(path, out, err, fake_env()), 1);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_EQ(err.str(), path + ": cannot read config file: No such file or directory\n");
+  std::ostringstream err2;
+  EXPECT_EQ(run_check_config(dir.path(), out, err2, fake_env()), 1);
+  EXPECT_EQ(err2.str(), dir.path() + ": cannot read config file: Is a directory\n");
+}
+
+}  // namespace
+}  // namespace relay::config

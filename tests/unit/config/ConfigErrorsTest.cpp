@@ -1,0 +1,321 @@
+// Broken configs and the exact "path:line:col: message" lines they produce. The wording is part
+// of the product (operators grep it, check-config prints it): change it deliberately.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ConfigTestSupport.hpp"
+#include "relay/config/ConfigLoader.hpp"
+
+namespace relay::config {
+namespace {
+
+using testing_support::kGoodWebhook;
+using testing_support::problems;
+using Lines = std::vector<std::string>;
+
+const std::string kHooks = "webhooks:\n" + std::string(kGoodWebhook);
+
+TEST(ConfigErrors, YamlSyntaxError) {
+  EXPECT_EQ(problems("server:\n  listen: [127.0.0.1:8686\nstorage: {}\n"),
+            (Lines{"t.yaml:3:8: YAML syntax error: end of sequence flow not found"}));
+  EXPECT_EQ(problems("server: listen: x\n"),
+            (Lines{"t.yaml:1:15: YAML syntax error: illegal map value"}));
+}
+
+TEST(ConfigErrors, EmptyFileAndWrongTopLevel) {
+  EXPECT_EQ(problems(""), (Lines{"t.yaml:1:1: config file is empty"}));
+  EXPECT_EQ(problems("# only a comment\n"), (Lines{"t.yaml:1:1: config file is empty"}));
+  EXPECT_EQ(problems("- a\n- b\n"),
+            (Lines{"t.yaml:1:1: expected a mapping at top level (server:, storage:, webhooks:, "
+                   "...)"}));
+  EXPECT_EQ(problems("webhooks: []\n---\nwebhooks: []\n"),
+            (Lines{"t.yaml:3:1: expected one YAML document, found more ('---')"}));
+}
+
+TEST(ConfigErrors, UnknownKeys) {
+  EXPECT_EQ(problems("storage:\n  path: /x.db\n  retension: 30d\nwebhook: []\n"),
+            (Lines{"t.yaml:3:3: unknown key 'retension' in storage",
+                   "t.yaml:4:1: unknown key 'webhook' at top level"}));
+  EXPECT_EQ(problems(kHooks + "    enabeld: false\n"),
+            (Lines{"t.yaml:6:5: unknown key 'enabeld' in webhooks[crm]"}));
+  EXPECT_EQ(problems("logging: {level: info, colour: true}\n"),
+            (Lines{"t.yaml:1:24: unknown key 'colour' in logging"}));
+}
+
+TEST(ConfigErrors, DuplicateKeys) {
+  EXPECT_EQ(problems("storage:\n  retention: 1d\n  retention: 2d\n"),
+            (Lines{"t.yaml:3:3: duplicate key 'retention' in storage (first at 2:3)"}));
+}
+
+TEST(ConfigErrors, WrongTypes) {
+  EXPECT_EQ(problems("server: 8686\n"
+                     "delivery:\n"
+                     "  concurrency: many\n"
+                     "  per_webhook_concurrency: 0\n"
+                     "  allow_private_networks: yes please\n"
+                     "  retry_schedule: 5m\n"
+                     "logging:\n"
+                     "  level: [info]\n"),
+            (Lines{
+                "t.yaml:1:9: server: expected a mapping",
+                "t.yaml:3:16: delivery.concurrency: expected a positive integer",
+                "t.yaml:4:28: delivery.per_webhook_concurrency: expected a positive integer",
+                "t.yaml:5:27: delivery.allow_private_networks: expected true or false",
+                "t.yaml:6:19: delivery.retry_schedule: expected a non-empty list of durations, "
+                "e.g. [0s, 1m, 5m]",
+                "t.yaml:8:10: logging.level: expected a string",
+            }));
+  EXPECT_EQ(problems("delivery:\n  concurrency: 99999999999\n"),
+            (Lines{"t.yaml:2:16: delivery.concurrency: must be at most 2147483647"}));
+  EXPECT_EQ(problems("delivery:\n  concurrency: -1\n"),
+            (Lines{"t.yaml:2:16: delivery.concurrency: expected a positive integer"}));
+}
+
+TEST(ConfigErrors, EmptyValueIsReportedAtItsKey) {
+  EXPECT_EQ(problems("storage:\n  retention:\n  path: /x.db\n"),
+            (Lines{"t.yaml:2:3: storage.retention: expected a duration such as 250ms, 30s, 5m, "
+                   "2h or 30d"}));
+}
+
+TEST(ConfigErrors, Durations) {
+  EXPECT_EQ(problems("storage:\n"
+                     "  retention: 0d\n"
+                     "delivery:\n"
+                     "  timeout: 30 seconds\n"
+                     "  retry_schedule: [0s, 1h30m, 5m]\n"
+                     "shutdown_grace: -1s\n"),
+            (Lines{
+                "t.yaml:2:14: storage.retention: must be greater than 0",
+                "t.yaml:4:12: delivery.timeout: invalid duration '30 seconds' (expected a whole "
+                "number and a unit: 250ms, 30s, 5m, 2h or 30d)",
+                "t.yaml:5:24: delivery.retry_schedule[1]: invalid duration '1h30m' (expected a "
+                "whole number and a unit: 250ms, 30s, 5m, 2h or 30d)",
+                "t.yaml:6:17: shutdown_grace: invalid duration '-1s' (expected a whole number and "
+                "a unit: 250ms, 30s, 5m, 2h or 30d)",
+            }));
+  std::string long_schedule = "delivery:\n  retry_schedule: [";
+  for (int i = 0; i < 21; ++i) long_schedule += i == 0 ? "1s" : ", 1s";
+  long_schedule += "]\n";
+  EXPECT_EQ(problems(long_schedule),
+            (Lines{"t.yaml:2:19: delivery.retry_schedule: at most 20 entries (found 21)"}));
+}
+
+TEST(ConfigErrors, ListenAddress) {
+  const auto listen = [](const std::string& value) {
+    return problems("server:\n  listen: \"" + value + "\"\n");
+  };
+  EXPECT_EQ(listen("127.0.0.1"),
+            (Lines{"t.yaml:2:11: server.listen: expected HOST:PORT, e.g. 127.0.0.1:8686 or "
+                   "[::1]:8686"}));
+  EXPECT_EQ(listen("127.0.0.1:70000"),
+            (Lines{"t.yaml:2:11: server.listen: invalid port (expected 1-65535, or 0 for any "
+                   "free port)"}));
+  EXPECT_EQ(listen("::1:8686"),
+            (Lines{"t.yaml:2:11: server.listen: IPv6 addresses must be written in brackets, "
+                   "e.g. [::1]:8686"}));
+  EXPECT_EQ(listen(":8686"), (Lines{"t.yaml:2:11: server.listen: missing host"}));
+  EXPECT_EQ(listen(""), (Lines{"t.yaml:2:11: server.listen: must not be empty"}));
+}
+
+TEST(ConfigErrors, TlsNeedsBothFilesAndTheyMustBeReadable) {
+  EXPECT_EQ(problems("server:\n  tls_cert: /nonexistent/cert.pem\n"),
+            (Lines{"t.yaml:2:13: server.tls_cert: cannot read '/nonexistent/cert.pem': No such "
+                   "file or directory",
+                   "t.yaml:2:13: server.tls_cert: server.tls_key must be set too (TLS needs "
+                   "both)"}));
+  EXPECT_EQ(problems("delivery:\n  ca_file: /nonexistent/ca.pem\n"),
+            (Lines{"t.yaml:2:12: delivery.ca_file: cannot read '/nonexistent/ca.pem': No such "
+                   "file or directory"}));
+}
+
+TEST(ConfigErrors, LoggingValues) {
+  EXPECT_EQ(problems("logging: {level: verbose, format: xml}\n"),
+            (Lines{"t.yaml:1:18: logging.level: must be one of trace, debug, info, warn, error, "
+                   "critical, off (found 'verbose')",
+                   "t.yaml:1:35: logging.format: must be text or json (found 'xml')"}));
+}
+
+TEST(ConfigErrors, WebhookIds) {
+  EXPECT_EQ(problems(kHooks + kHooks.substr(10)),
+            (Lines{"t.yaml:6:9: webhooks[crm].id: duplicate webhook id 'crm' (first defined at "
+                   "2:5)"}));
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: CRM!\n"
+                     "    url: https://crm.example.com/\n"
+                     "    secret: x\n"
+                     "    events: ['*']\n"
+                     "  - url: https://crm.example.com/\n"
+                     "    secret: x\n"
+                     "    events: ['*']\n"),
+            (Lines{"t.yaml:2:9: webhooks[0].id: invalid id 'CRM!' (use 1-64 characters from "
+                   "a-z, 0-9, _ and -)",
+                   "t.yaml:6:5: webhooks[1]: missing required key 'id'"}));
+  EXPECT_EQ(problems("webhooks: {crm: {}}\n"),
+            (Lines{"t.yaml:1:11: webhooks: expected a list of webhooks (- id: ...)"}));
+}
+
+TEST(ConfigErrors, MissingRequiredWebhookKeysAreReportedAtTheEntry) {
+  EXPECT_EQ(problems("webhooks:\n  - id: crm\n    enabled: true\n"),
+            (Lines{"t.yaml:2:5: webhooks[crm]: missing required key 'url'",
+                   "t.yaml:2:5: webhooks[crm]: missing required key 'secret' (or 'secret_file')",
+                   "t.yaml:2:5: webhooks[crm]: missing required key 'events'"}));
+}
+
+TEST(ConfigErrors, WebhookUrls) {
+  const auto url = [](const std::string& value, const std::string& extra = "") {
+    return problems(
+        "webhooks:\n"
+        "  - id: crm\n"
+        "    url: \"" +
+        value +
+        "\"\n"
+        "    secret: x\n"
+        "    events: ['*']\n" +
+        extra);
+  };
+  const auto at = [](const std::string& message) {
+    return Lines{"t.yaml:3:10: webhooks[crm].url: " + message};
+  };
+  EXPECT_EQ(url("http://crm.example.com/"),
+            at("http:// is not allowed unless allow_insecure_http: true"));
+  EXPECT_EQ(url("http://crm.example.com/", "    allow_insecure_http: true\n"), Lines{});
+  EXPECT_EQ(url("ftp://crm.example.com/"), at("expected an absolute https:// URL"));
+  EXPECT_EQ(url("/hooks/relay"), at("expected an absolute https:// URL"));
+  EXPECT_EQ(url("https://user:pw@crm.example.com/"),
+            at("must not contain a user name or password (user:password@)"));
+  EXPECT_EQ(url("https://crm.example.com/#frag"), at("must not contain a fragment (#...)"));
+  EXPECT_EQ(url("https:///path"), at("missing host"));
+  EXPECT_EQ(url("https://crm.example.com:0/"), at("invalid port (expected 1-65535)"));
+  EXPECT_EQ(url("https://crm.example.com:99999/"), at("invalid port (expected 1-65535)"));
+  EXPECT_EQ(url("https://crm example.com/"), at("must not contain spaces or control characters"));
+  EXPECT_EQ(url("https://[::1]:8443/x"), Lines{});
+  EXPECT_EQ(url("https://crm.example.com:8443/a?b=c"), Lines{});
+}
+
+TEST(ConfigErrors, SecretsAreNeverQuoted) {
+  const auto lines = problems(
+      "webhooks:\n"
+      "  - id: crm\n"
+      "    url: https://crm.example.com/\n"
+      "    secret: \"\"\n"
+      "    events: ['*']\n"
+      "  - id: two\n"
+      "    url: https://two.example.com/\n"
+      "    secret: topsecret-${BAD NAME}\n"
+      "    secret_file: /x\n"
+      "    events: ['*']\n");
+  EXPECT_EQ(lines, (Lines{"t.yaml:4:13: webhooks[crm].secret: must not be empty",
+                          "t.yaml:9:5: webhooks[two]: set either secret or secret_file, not "
+                          "both"}));
+  for (const auto& l : lines) EXPECT_EQ(l.find("topsecret"), std::string::npos) << l;
+  const auto bad_ref = problems(
+      "webhooks:\n"
+      "  - id: two\n"
+      "    url: https://two.example.com/\n"
+      "    secret: topsecret-${BAD NAME}\n"
+      "    events: ['*']\n");
+  ASSERT_EQ(bad_ref.size(), 1U);
+  EXPECT_EQ(bad_ref[0].rfind("t.yaml:4:13: webhooks[two].secret: invalid environment variable "
+                             "reference",
+                             0),
+            0U);
+  EXPECT_EQ(bad_ref[0].find("topsecret"), std::string::npos);
+}
+
+TEST(ConfigErrors, EventTypes) {
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: crm\n"
+                     "    url: https://crm.example.com/\n"
+                     "    secret: x\n"
+                     "    events: [ticket.creatd, \"tickets.*\", \"message.*\", [a]]\n"
+                     "  - id: none\n"
+                     "    url: https://crm.example.com/\n"
+                     "    secret: x\n"
+                     "    events: []\n"),
+            (Lines{
+                "t.yaml:5:14: webhooks[crm].events: unknown event type 'ticket.creatd'",
+                "t.yaml:5:29: webhooks[crm].events: unknown event group 'tickets.*' (groups: "
+                "ticket.*, message.*, customer.*, sla.*)",
+                "t.yaml:5:55: webhooks[crm].events: expected an event type (a string)",
+                "t.yaml:9:13: webhooks[none].events: expected a non-empty list of event types, "
+                "e.g. [ticket.created, \"message.*\"]",
+            }));
+}
+
+TEST(ConfigErrors, Headers) {
+  EXPECT_EQ(problems(kHooks + "    headers:\n"
+                              "      X-Team: support\n"
+                              "      content-type: text/plain\n"
+                              "      X-Relay-Signature: forged\n"
+                              "      Bad Name: x\n"
+                              "      x-team: again\n"
+                              "      X-Multi: \"a\\nb\"\n"
+                              "      X-List: [a]\n"),
+            (Lines{
+                "t.yaml:8:7: webhooks[crm].headers: 'content-type' is set by relayd and cannot "
+                "be overridden",
+                "t.yaml:9:7: webhooks[crm].headers: 'X-Relay-Signature' is reserved (relayd "
+                "sets X-Relay-* headers)",
+                "t.yaml:10:7: webhooks[crm].headers: 'Bad Name' is not a valid header name",
+                "t.yaml:11:7: webhooks[crm].headers: duplicate header 'x-team' (first at 7:7)",
+                "t.yaml:12:16: webhooks[crm].headers.X-Multi: must be one line without control "
+                "characters",
+                "t.yaml:13:15: webhooks[crm].headers.X-List: expected a string",
+            }));
+  EXPECT_EQ(problems(kHooks + "    headers: [X-Team]\n"),
+            (Lines{"t.yaml:6:14: webhooks[crm].headers: expected a mapping of header names to "
+                   "values"}));
+}
+
+TEST(ConfigErrors, WebhookScalars) {
+  EXPECT_EQ(problems(kHooks + "    enabled: maybe\n    max_queued: 0\n"),
+            (Lines{"t.yaml:6:14: webhooks[crm].enabled: expected true or false",
+                   "t.yaml:7:17: webhooks[crm].max_queued: expected a positive integer"}));
+}
+
+TEST(ConfigErrors, EveryProblemIsReportedInFileOrder) {
+  const auto lines = problems(
+      "server:\n"
+      "  listen: localhost\n"
+      "  max_body_bytes: 0\n"
+      "storage:\n"
+      "  path: \"\"\n"
+      "  retension: 30d\n"
+      "delivery:\n"
+      "  concurrency: 0\n"
+      "  timeout: 0s\n"
+      "logging: {level: loud}\n"
+      "webhooks:\n"
+      "  - id: crm\n"
+      "    url: http://crm.example.com/\n"
+      "    secret: ${RELAY_CRM_SECRET}\n"
+      "    events: [ticket.creatd]\n"
+      "  - id: crm\n"
+      "    url: https://crm.example.com/\n"
+      "    secret: x\n"
+      "    events: ['*']\n");
+  EXPECT_EQ(lines,
+            (Lines{
+                "t.yaml:2:11: server.listen: expected HOST:PORT, e.g. 127.0.0.1:8686 or "
+                "[::1]:8686",
+                "t.yaml:3:19: server.max_body_bytes: expected a positive integer",
+                "t.yaml:5:9: storage.path: must not be empty",
+                "t.yaml:6:3: unknown key 'retension' in storage",
+                "t.yaml:8:16: delivery.concurrency: expected a positive integer",
+                "t.yaml:9:12: delivery.timeout: must be greater than 0",
+                "t.yaml:10:18: logging.level: must be one of trace, debug, info, warn, error, "
+                "critical, off (found 'loud')",
+                "t.yaml:13:10: webhooks[crm].url: http:// is not allowed unless "
+                "allow_insecure_http: true",
+                "t.yaml:14:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not "
+                "set",
+                "t.yaml:15:14: webhooks[crm].events: unknown event type 'ticket.creatd'",
+                "t.yaml:16:9: webhooks[crm].id: duplicate webhook id 'crm' (first defined at "
+                "12:5)",
+            }));
+}
+
+}  // namespace
+}  // namespace relay::config
