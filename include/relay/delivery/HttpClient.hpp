@@ -18,7 +18,7 @@ namespace relay::delivery {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct ClientOptions {
-  std::string ca_file;                       // PEM bundle used to verify servers
+  std::string ca_file;                        // PEM bundle used to verify servers
   std::size_t max_response_body = 64 * 1024;  // bytes read and kept; the rest is not read
   std::size_t max_response_header = 16 * 1024;
   std::size_t max_idle_per_origin = 16;
@@ -26,8 +26,8 @@ struct ClientOptions {
 };
 
 struct OutgoingRequest {
-  std::string url;      // https://… (http://… only when allow_insecure_http)
-  Headers headers;      // complete: Content-Type, User-Agent, X-Relay-*, webhook extras
+  std::string url;  // https://… (http://… only when allow_insecure_http)
+  Headers headers;  // complete: Content-Type, User-Agent, X-Relay-*, webhook extras
   std::string body;
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // DNS+connect+TLS+write+read
   bool allow_insecure_http = false;
@@ -38,10 +38,10 @@ struct OutgoingRequest {
 struct HttpResult {
   std::optional<int> status;  // set when a complete status line + headers arrived
   Headers headers;
-  std::string body;           // at most max_response_body bytes
+  std::string body;  // at most max_response_body bytes
   bool body_truncated = false;
-  std::string error;          // transport failure, e.g. "connect: Connection refused"
-  std::string remote_address; // the address actually connected to, "ip:port"
+  std::string error;           // transport failure, e.g. "connect: Connection refused"
+  std::string remote_address;  // the address actually connected to, "ip:port"
   std::chrono::milliseconds duration{0};
 };
 

@@ -12,9 +12,8 @@ namespace relay::delivery {
 /// X-Relay-Event, X-Relay-Delivery, X-Relay-Signature, then the webhook's extra headers
 /// (which can never replace those). The body is `payload`, untouched.
 OutgoingRequest build_request(const config::WebhookConfig& webhook,
-                              const config::DeliveryConfig& delivery,
-                              std::string_view delivery_id, std::string_view event_type,
-                              std::string payload);
+                              const config::DeliveryConfig& delivery, std::string_view delivery_id,
+                              std::string_view event_type, std::string payload);
 
 /// Request headers as a JSON object text for the attempt log. The signature is kept (it is not
 /// the secret and operators compare it with what the receiver computed), but webhook headers

@@ -1,0 +1,73 @@
+#include "relay/delivery/Signer.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <array>
+#include <memory>
+#include <stdexcept>
+
+namespace relay::delivery {
+namespace {
+
+struct MacFree {
+  void operator()(EVP_MAC* mac) const noexcept { EVP_MAC_free(mac); }
+};
+struct MacCtxFree {
+  void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+};
+using MacPtr = std::unique_ptr<EVP_MAC, MacFree>;
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+
+// Fetching an algorithm walks the provider tables, so it is done once; an EVP_MAC is immutable
+// and may be shared by threads (each call gets its own EVP_MAC_CTX).
+const EVP_MAC& hmac_algorithm() {
+  static const MacPtr mac = [] {
+    MacPtr fetched(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!fetched) throw std::runtime_error("OpenSSL: HMAC is not available (EVP_MAC_fetch failed)");
+    return fetched;
+  }();
+  return *mac;
+}
+
+}  // namespace
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+  MacCtxPtr ctx(EVP_MAC_CTX_new(const_cast<EVP_MAC*>(&hmac_algorithm())));
+  if (!ctx) throw std::runtime_error("OpenSSL: EVP_MAC_CTX_new failed");
+
+  char digest_name[] = "SHA256";
+  const std::array<OSSL_PARAM, 2> params = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end()};
+  // An empty key is legal for HMAC, but a null pointer would mean "keep the previous key".
+  static const unsigned char kEmpty = 0;
+  const auto* key_bytes =
+      key.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(key.data());
+  if (EVP_MAC_init(ctx.get(), key_bytes, key.size(), params.data()) != 1 ||
+      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1) {
+    throw std::runtime_error("OpenSSL: HMAC-SHA256 computation failed");
+  }
+  std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+  std::size_t out_len = 0;
+  if (EVP_MAC_final(ctx.get(), out.data(), &out_len, out.size()) != 1) {
+    throw std::runtime_error("OpenSSL: HMAC-SHA256 computation failed");
+  }
+
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(out_len * 2);
+  for (std::size_t i = 0; i < out_len; ++i) {
+    hex.push_back(kHex[out[i] >> 4]);
+    hex.push_back(kHex[out[i] & 0x0f]);
+  }
+  return hex;
+}
+
+std::string signature_header(std::string_view secret, std::string_view body) {
+  return "sha256=" + hmac_sha256_hex(secret, body);
+}
+
+}  // namespace relay::delivery

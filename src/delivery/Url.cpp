@@ -1,0 +1,141 @@
+#include "relay/delivery/Url.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace relay::delivery {
+namespace {
+
+char to_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), to_lower);
+  return out;
+}
+
+bool fail(std::string* error, std::string message) {
+  if (error) *error = std::move(message);
+  return false;
+}
+
+// RFC 3986 reg-name restricted to what DNS names use (letters, digits, '-', '.', '_').
+bool valid_reg_name(std::string_view host) {
+  if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-') {
+    return false;
+  }
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.' || c == '_';
+  });
+}
+
+bool is_ipv4_literal(const std::string& host) {
+  std::array<unsigned char, 4> buf{};
+  return inet_pton(AF_INET, host.c_str(), buf.data()) == 1;
+}
+
+bool is_ipv6_literal(const std::string& host) {
+  std::array<unsigned char, 16> buf{};
+  return inet_pton(AF_INET6, host.c_str(), buf.data()) == 1;
+}
+
+bool parse_into(std::string_view text, Url& url, std::string* error) {
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return fail(error, "URL contains a space or control character");
+    }
+  }
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos) return fail(error, "not an absolute http(s) URL");
+  url.scheme = lower(text.substr(0, sep));
+  if (url.scheme != "https" && url.scheme != "http") {
+    return fail(error, "unsupported scheme \"" + url.scheme + "\"");
+  }
+  std::string_view rest = text.substr(sep + 3);
+  const auto authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view tail =
+      authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+  if (authority.find('@') != std::string_view::npos) {
+    return fail(error, "user info in URLs is not supported (use webhook headers)");
+  }
+
+  std::string_view host;
+  std::string_view port;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return fail(error, "unterminated IPv6 address");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return fail(error, "unexpected characters after IPv6 address");
+      has_port = true;
+      port = after.substr(1);
+    }
+    url.host = lower(host);
+    if (!is_ipv6_literal(url.host)) return fail(error, "invalid IPv6 address");
+    url.host_is_ip = true;
+    url.host_is_ipv6 = true;
+  } else {
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      has_port = true;
+      port = authority.substr(colon + 1);
+      host = authority.substr(0, colon);
+    } else {
+      host = authority;
+    }
+    if (host.empty()) return fail(error, "missing host");
+    url.host = lower(host);
+    if (!valid_reg_name(url.host)) return fail(error, "invalid host \"" + url.host + "\"");
+    url.host_is_ip = is_ipv4_literal(url.host);
+  }
+
+  url.port = url.scheme == "https" ? 443 : 80;
+  if (has_port && !port.empty()) {
+    if (port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return fail(error, "invalid port");
+    }
+    const int value = std::stoi(std::string(port));
+    if (value < 1 || value > 65535) return fail(error, "invalid port");
+    url.port = static_cast<std::uint16_t>(value);
+  }
+
+  tail = tail.substr(0, tail.find('#'));
+  if (tail.empty()) {
+    url.target = "/";
+  } else if (tail.front() == '?') {
+    url.target = "/" + std::string(tail);
+  } else {
+    url.target = std::string(tail);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Url::host_header() const {
+  std::string out = host_is_ipv6 ? "[" + host + "]" : host;
+  const std::uint16_t default_port = scheme == "https" ? 443 : 80;
+  if (port != default_port) out += ":" + std::to_string(port);
+  return out;
+}
+
+std::string Url::origin() const {
+  return scheme + "://" + (host_is_ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<Url> parse_url(std::string_view text, std::string* error) {
+  Url url;
+  if (!parse_into(text, url, error)) return std::nullopt;
+  return url;
+}
+
+}  // namespace relay::delivery

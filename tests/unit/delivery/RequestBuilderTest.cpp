@@ -1,0 +1,95 @@
+#include "relay/delivery/RequestBuilder.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include "relay/common/Version.hpp"
+#include "relay/delivery/Signer.hpp"
+
+namespace relay::delivery {
+namespace {
+
+using namespace std::chrono_literals;
+
+config::WebhookConfig make_webhook() {
+  config::WebhookConfig w;
+  w.id = "crm";
+  w.url = "https://crm.example.com/hooks/relay";
+  w.secret = "whsec_test";
+  w.headers = {{"X-Team", "support"},
+               {"content-type", "text/plain"},
+               {"Host", "evil.example"},
+               {"Content-Length", "1"},
+               {"transfer-encoding", "chunked"},
+               {"CONNECTION", "close"},
+               {"User-Agent", "curl"},
+               {"x-relay-signature", "sha256=forged"},
+               {"X-Relay-Whatever", "x"},
+               {"Authorization", "Bearer abc"}};
+  return w;
+}
+
+TEST(RequestBuilder, HeadersInOrderAndSigned) {
+  config::DeliveryConfig d;
+  d.timeout = 1500ms;
+  d.allow_private_networks = true;
+  const auto w = make_webhook();
+  const std::string body = R"({"id":"evt_1","event":"ticket.created"})";
+  const OutgoingRequest r = build_request(w, d, "dlv_1", "ticket.created", body);
+
+  EXPECT_EQ(r.url, w.url);
+  EXPECT_EQ(r.body, body);
+  EXPECT_EQ(r.timeout, 1500ms);
+  EXPECT_TRUE(r.allow_private_networks);
+  EXPECT_FALSE(r.allow_insecure_http);
+  const Headers expected = {
+      {"Content-Type", "application/json"},
+      {"User-Agent", std::string("relayd/") + relay::kVersion},
+      {"X-Relay-Event", "ticket.created"},
+      {"X-Relay-Delivery", "dlv_1"},
+      {"X-Relay-Signature", "sha256=" + hmac_sha256_hex("whsec_test", body)},
+      {"X-Team", "support"},
+      {"Authorization", "Bearer abc"},
+  };
+  EXPECT_EQ(r.headers, expected);
+}
+
+TEST(RequestBuilder, CopiesFlags) {
+  config::DeliveryConfig d;
+  auto w = make_webhook();
+  w.allow_insecure_http = true;
+  const auto r = build_request(w, d, "dlv_2", "sla.breached", "{}");
+  EXPECT_TRUE(r.allow_insecure_http);
+  EXPECT_FALSE(r.allow_private_networks);
+  EXPECT_EQ(r.timeout, d.timeout);
+}
+
+TEST(RequestBuilder, HeadersForLogRedactsCredentials) {
+  const Headers h = {{"Content-Type", "application/json"},
+                     {"X-Relay-Signature", "sha256=abc"},
+                     {"Authorization", "Bearer abc"},
+                     {"Cookie", "session=1"},
+                     {"X-Api-Key", "k"},
+                     {"X-Auth-Token", "t"},
+                     {"X-Client-Secret", "s"},
+                     {"X-Password", "p"},
+                     {"X-Team", "support"},
+                     {"X-Team", "ops"}};
+  const auto j = nlohmann::json::parse(headers_for_log(h));
+  EXPECT_EQ(j["Content-Type"], "application/json");
+  EXPECT_EQ(j["X-Relay-Signature"], "sha256=abc");
+  EXPECT_EQ(j["Authorization"], "[redacted]");
+  EXPECT_EQ(j["Cookie"], "[redacted]");
+  EXPECT_EQ(j["X-Api-Key"], "[redacted]");
+  EXPECT_EQ(j["X-Auth-Token"], "[redacted]");
+  EXPECT_EQ(j["X-Client-Secret"], "[redacted]");
+  EXPECT_EQ(j["X-Password"], "[redacted]");
+  EXPECT_EQ(j["X-Team"], "support, ops");
+  // Order is kept.
+  EXPECT_EQ(headers_for_log({{"B", "1"}, {"A", "2"}}), R"({"B":"1","A":"2"})");
+  EXPECT_EQ(headers_for_log({}), "{}");
+}
+
+}  // namespace
+}  // namespace relay::delivery
