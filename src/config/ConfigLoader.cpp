@@ -1,6 +1,7 @@
 // YAML -> Config with every problem collected at its line:col (SPEC §2).
 #include "relay/config/ConfigLoader.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -302,6 +304,37 @@ struct Section {
   [[nodiscard]] std::string where() const { return path.empty() ? "at top level" : "in " + path; }
 };
 
+/// Records where the documents of a YAML stream start, nothing else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+/// Where a second document starts, if the text has one. yaml-cpp 0.7's LoadAll() loops forever
+/// on some malformed input (",W": HandleNextDocument keeps returning true without consuming
+/// anything), so the loader never calls it: it Load()s the first document and asks a parser for
+/// at most two. Throws YAML::ParserException for a syntax error in the second document.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  if (!parser.HandleNextDocument(starts) || !parser.HandleNextDocument(starts)) return std::nullopt;
+  if (starts.marks.size() < 2) return std::nullopt;
+  return starts.marks[1];
+}
+
 class Loader {
  public:
   Loader(std::string path, const EnvLookup& env) : path_(std::move(path)), env_(env) {}
@@ -309,9 +342,13 @@ class Loader {
   std::shared_ptr<const Config> load(std::string_view text) {
     auto config = std::make_shared<Config>();
     config->source_path = path_;
-    std::vector<YAML::Node> docs;
+    YAML::Node root;
     try {
-      docs = YAML::LoadAll(std::string(text));
+      const std::string owned(text);
+      root = YAML::Load(owned);
+      if (const auto second = second_document(owned)) {
+        add(*second, "expected one YAML document, found more ('---')");
+      }
     } catch (const YAML::ParserException& e) {
       add(e.mark, "YAML syntax error: " + e.msg);
       fail();
@@ -319,13 +356,11 @@ class Loader {
       add(e.mark, "YAML error: " + e.msg);
       fail();
     }
-    if (docs.empty() || docs.front().IsNull()) {
+    if (root.IsNull()) {
       // An empty file would remove every webhook (and cancel their deliveries) on reload.
       add(YAML::Mark(), "config file is empty");
       fail();
     }
-    if (docs.size() > 1) add(docs[1].Mark(), "expected one YAML document, found more ('---')");
-    const YAML::Node& root = docs.front();
     if (!root.IsMap()) {
       add(root.Mark(), "expected a mapping at top level (server:, storage:, webhooks:, ...)");
       fail();
