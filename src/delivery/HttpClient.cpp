@@ -328,7 +328,14 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
 
   http::request<http::string_body> message{http::verb::post, url.target, 11};
   message.set(http::field::host, url.host_header());
-  for (const auto& [name, value] : request.headers) message.insert(name, value);
+  for (const auto& [name, value] : request.headers) {
+    // Framing and routing headers are the client's business; a caller cannot override them.
+    if (beast::iequals(name, "host") || beast::iequals(name, "content-length") ||
+        beast::iequals(name, "transfer-encoding") || beast::iequals(name, "connection")) {
+      continue;
+    }
+    message.insert(name, value);
+  }
   message.body() = request.body;
   message.prepare_payload();
 

@@ -106,6 +106,7 @@ struct TestReceiver::Impl {
   struct LiveConnection {
     std::function<void()> close;
     bool idle = true;
+    bool close_when_idle = false;
   };
 
   net::awaitable<void> accept_loop() {
@@ -168,6 +169,7 @@ struct TestReceiver::Impl {
     ++open;
     beast::flat_buffer buffer;
     for (std::size_t sequence = 0;; ++sequence) {
+      if (live[id].close_when_idle) break;
       live[id].idle = true;
       http::request_parser<http::string_body> parser;
       parser.header_limit(64 * 1024);
@@ -327,7 +329,11 @@ void TestReceiver::close_idle_connections() {
   std::promise<void> closed;
   net::post(impl_->io, [&] {
     for (auto& [id, conn] : impl_->live) {
-      if (conn.idle) conn.close();
+      if (conn.idle) {
+        conn.close();
+      } else {
+        conn.close_when_idle = true;  // still finishing a response the caller may have seen
+      }
     }
     closed.set_value();
   });

@@ -93,7 +93,8 @@ class TestReceiver {
   [[nodiscard]] std::size_t connections_accepted() const;
   [[nodiscard]] std::size_t open_connections() const;
   /// Closes every connection that is waiting for its next request (the server side of an
-  /// idle keep-alive timeout). Returns once they are closed.
+  /// idle keep-alive timeout); one still finishing a response is closed right after it.
+  /// Returns once the idle ones are closed.
   void close_idle_connections();
 
   /// Stops listening and closes every connection; idempotent (also done by the destructor).

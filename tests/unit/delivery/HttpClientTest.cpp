@@ -125,6 +125,38 @@ TEST_F(HttpClientTest, ReusesKeepAliveConnection) {
   EXPECT_EQ(receiver.connections_accepted(), 1u);
 }
 
+TEST_F(HttpClientTest, CallerCannotOverrideFramingHeaders) {
+  TestReceiver receiver(https());
+  auto r = request(receiver.url());
+  r.headers.emplace_back("Host", "evil.example");
+  r.headers.emplace_back("Content-Length", "1");
+  r.headers.emplace_back("Connection", "close");
+  EXPECT_EQ(send(r).status, 200);
+  const auto got = receiver.requests().at(0);
+  int hosts = 0;
+  for (const auto& [n, v] : got.headers) hosts += (n == "Host") ? 1 : 0;
+  EXPECT_EQ(hosts, 1);
+  EXPECT_EQ(got.header("Host"), "127.0.0.1:" + std::to_string(receiver.port()));
+  EXPECT_EQ(got.header("Content-Length"), "14");
+  EXPECT_FALSE(got.has_header("Connection"));
+}
+
+TEST_F(HttpClientTest, IdleConnectionsExpire) {
+  ClientOptions options;
+  options.idle_timeout = 100ms;
+  pool(options);
+  TestReceiver receiver(https());
+  EXPECT_EQ(send(request(receiver.url())).status, 200);
+  EXPECT_EQ(pool().idle_connections(), 1u);
+  std::this_thread::sleep_for(250ms);
+  EXPECT_EQ(send(request(receiver.url())).status, 200);
+  const auto requests = receiver.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].connection_id, requests[1].connection_id);
+  pool().close_idle();
+  EXPECT_EQ(pool().idle_connections(), 0u);
+}
+
 TEST_F(HttpClientTest, ServerClosedIdleConnectionCostsNothing) {
   TestReceiver receiver(https());
   EXPECT_EQ(send(request(receiver.url())).status, 200);
