@@ -177,11 +177,8 @@ TEST_F(ServiceTest, RemovedWebhookIsCancelledAndNothingMoreIsSent) {
   ASSERT_TRUE(receiver_->wait_for_requests(2, std::chrono::seconds(10)));
   reload({{"other", receiver_->url("/other")}});
   ASSERT_TRUE(wait_status(ids.at("crm"), "cancelled")) << daemon_->log();
-  const auto seen = receiver_->request_count();
+  // The schedule would retry every second: wait long enough for two more retries.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  for (const auto& r : receiver_->requests()) {
-    if (r.target == "/hook") EXPECT_LE(receiver_->request_count(), seen + 3);
-  }
   std::size_t crm_requests = 0;
   for (const auto& r : receiver_->requests()) crm_requests += r.target == "/hook" ? 1 : 0;
   EXPECT_LE(crm_requests, 2U);  // the first attempt, plus at most one already in flight
