@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,6 +27,21 @@ struct StoreOptions {
   std::size_t max_queued_writes = 65536;
   /// Upper bound on requests folded into one transaction.
   std::size_t max_group = 4096;
+  /// Run `PRAGMA quick_check` at open (reads the whole file once; refuses a corrupt one).
+  bool quick_check_on_open = true;
+  /// Tests only: called on the writer thread before each group (e.g. to hold the writer).
+  std::function<void()> before_group_for_testing;
+  /// Tests only: PRAGMA max_page_count on the write connection (0 = SQLite's default), to
+  /// simulate a full disk.
+  std::int64_t max_page_count_for_testing = 0;
+};
+
+/// Group-commit counters (for tests and metrics).
+struct StoreStats {
+  std::uint64_t commits = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t max_group = 0;
+  std::uint64_t failed_commits = 0;
 };
 
 /// The durable queue and delivery log. All writes go through one writer thread that folds
@@ -61,6 +77,25 @@ class Store {
   /// Makes a delivery due now (any status but delivering). False: no such delivery.
   virtual void redeliver(std::string delivery_id, common::TimePoint now,
                          std::function<void(WriteStatus, bool found)> done) = 0;
+
+  /// Webhook disabled (paused=true): its pending deliveries become paused, capped at
+  /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
+  /// deliveries become pending, due now, oldest first.
+  virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
+                                  WriteCallback done) = 0;
+
+  /// Unfinished (pending, paused, delivering) deliveries of every webhook not in `known_ids`
+  /// become cancelled.
+  virtual void cancel_webhooks_except(std::vector<std::string> known_ids,
+                                      std::function<void(WriteStatus, std::size_t)> done) = 0;
+
+  /// Deletes at most `batch` rows older than `cutoff`: attempts, then finished deliveries
+  /// (succeeded, failed, cancelled, dropped; by updated_at), then events left without
+  /// deliveries. `removed == batch` means there may be more.
+  virtual void prune_before(common::TimePoint cutoff, std::size_t batch,
+                            std::function<void(WriteStatus, std::size_t removed)> done) = 0;
+
+  [[nodiscard]] virtual StoreStats stats() const = 0;
 
   // ---- reads (blocking; any thread but an I/O thread) ----
   virtual std::optional<DeliveryRow> get_delivery(const std::string& id) = 0;

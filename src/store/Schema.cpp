@@ -1,0 +1,75 @@
+#include "Schema.hpp"
+
+namespace relay::store {
+
+const std::vector<std::string_view>& migrations() {
+  static const std::vector<std::string_view> steps = {
+      // v1: the delivery log of SPEC §6.
+      R"sql(
+CREATE TABLE events (
+  id          TEXT PRIMARY KEY,
+  event_type  TEXT NOT NULL,
+  created_at  TEXT NOT NULL,
+  payload     TEXT NOT NULL
+);
+CREATE INDEX events_created_at ON events (created_at);
+
+CREATE TABLE deliveries (
+  id                TEXT PRIMARY KEY,
+  event_id          TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+  webhook_id        TEXT NOT NULL,
+  status            TEXT NOT NULL CHECK (status IN ('pending', 'delivering', 'paused',
+                      'succeeded', 'failed', 'cancelled', 'dropped')),
+  attempt_count     INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at   TEXT,
+  created_at        TEXT NOT NULL,
+  updated_at        TEXT NOT NULL,
+  last_status_code  INTEGER,
+  last_error        TEXT
+);
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX deliveries_webhook_due ON deliveries (webhook_id, status, next_attempt_at);
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_finished ON deliveries (updated_at)
+  WHERE status IN ('succeeded', 'failed', 'cancelled', 'dropped');
+
+CREATE TABLE attempts (
+  id                INTEGER PRIMARY KEY,
+  delivery_id       TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+  attempt_number    INTEGER NOT NULL,
+  started_at        TEXT NOT NULL,
+  duration_ms       INTEGER NOT NULL,
+  url               TEXT NOT NULL,
+  request_headers   TEXT NOT NULL,
+  response_status   INTEGER,
+  response_headers  TEXT,
+  response_body     TEXT,
+  error             TEXT,
+  outcome           TEXT NOT NULL CHECK (outcome IN ('succeeded', 'retry', 'failed'))
+);
+CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt_number);
+CREATE INDEX attempts_started_at ON attempts (started_at);
+
+CREATE VIEW delivery_log AS
+SELECT a.started_at       AS started_at,
+       a.delivery_id      AS delivery_id,
+       d.event_id         AS event_id,
+       e.event_type       AS event_type,
+       d.webhook_id       AS webhook_id,
+       a.attempt_number   AS attempt_number,
+       a.outcome          AS outcome,
+       a.response_status  AS response_status,
+       a.error            AS error,
+       a.duration_ms      AS duration_ms,
+       a.url              AS url,
+       d.status           AS delivery_status,
+       d.next_attempt_at  AS next_attempt_at
+FROM attempts a
+JOIN deliveries d ON d.id = a.delivery_id
+JOIN events e ON e.id = d.event_id;
+)sql",
+  };
+  return steps;
+}
+
+}  // namespace relay::store

@@ -1,0 +1,547 @@
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "relay/common/Ids.hpp"
+#include "relay/common/Time.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::store {
+namespace {
+
+namespace fs = std::filesystem;
+using common::TimePoint;
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ =
+        fs::temp_directory_path() / ("relay-store-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  [[nodiscard]] fs::path file(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Direct SQL on the file, outside the store (what an operator's sqlite3 session sees).
+std::string query(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr);
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt* s = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      if (!out.empty()) out += "\n";
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        if (i) out += "|";
+        const auto* t = sqlite3_column_text(s, i);
+        out += t ? reinterpret_cast<const char*>(t) : "NULL";
+      }
+    }
+  } else {
+    out = std::string("error: ") + sqlite3_errmsg(h);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return out;
+}
+
+void exec(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  ASSERT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(h);
+  sqlite3_close(h);
+}
+
+std::unique_ptr<Store> open(const fs::path& path, StoreOptions o = {}) {
+  o.path = path.string();
+  return open_sqlite_store(o);
+}
+
+NewEvent event(const std::string& id, std::vector<NewDelivery> deliveries,
+               TimePoint at = common::now_ms()) {
+  NewEvent e;
+  e.id = id;
+  e.event_type = "ticket.created";
+  e.created_at = at;
+  e.payload = R"({"id":")" + id + R"(","data":{}})";
+  e.deliveries = std::move(deliveries);
+  return e;
+}
+
+NewDelivery pending(const std::string& webhook) {
+  return {common::new_delivery_id(), webhook, DeliveryStatus::kPending, 10000};
+}
+
+NewDelivery paused(const std::string& webhook, std::size_t max_queued = 10000) {
+  return {common::new_delivery_id(), webhook, DeliveryStatus::kPaused, max_queued};
+}
+
+std::vector<EventReceipt> submit(Store& s, std::vector<NewEvent> events) {
+  std::promise<std::pair<WriteStatus, std::vector<EventReceipt>>> p;
+  EXPECT_TRUE(s.submit_events(std::move(events), [&](WriteStatus st, std::vector<EventReceipt> r) {
+    p.set_value({st, std::move(r)});
+  }));
+  auto [st, r] = p.get_future().get();
+  EXPECT_EQ(st, WriteStatus::kOk);
+  return r;
+}
+
+ClaimResult claim(Store& s, std::vector<std::pair<std::string, int>> limits,
+                  TimePoint now = common::now_ms()) {
+  std::promise<ClaimResult> p;
+  s.claim_due(now, std::move(limits), [&](WriteStatus st, ClaimResult r) {
+    EXPECT_EQ(st, WriteStatus::kOk);
+    p.set_value(std::move(r));
+  });
+  return p.get_future().get();
+}
+
+WriteStatus wait(const std::function<void(Store::WriteCallback)>& op) {
+  std::promise<WriteStatus> p;
+  op([&](WriteStatus st) { p.set_value(st); });
+  return p.get_future().get();
+}
+
+TEST(StoreOpen, FreshFileGetsSchemaVersionAndWal) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  open(db)->close();
+  EXPECT_EQ(query(db, "PRAGMA user_version"), "1");
+  EXPECT_EQ(query(db, "PRAGMA application_id"), std::to_string(0x524C4159));
+  EXPECT_EQ(query(db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(query(db,
+                  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
+                  "WHERE type IN ('table','view') ORDER BY name)"),
+            "attempts,deliveries,delivery_log,events");
+  EXPECT_NE(query(db, "SELECT sql FROM sqlite_master WHERE name='deliveries_due'")
+                .find("status, next_attempt_at"),
+            std::string::npos);
+}
+
+TEST(StoreOpen, ExistingFileKeepsItsDataAndIsNotMigratedAgain) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  {
+    auto s = open(db);
+    submit(*s, {event("evt_keep", {pending("crm")})});
+    s->close();
+  }
+  // Re-running migration v1 would fail on the existing tables and refuse the file.
+  auto s = open(db);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM events WHERE id='evt_keep'"), "1");
+  EXPECT_EQ(query(db, "PRAGMA user_version"), "1");
+}
+
+TEST(StoreOpen, MissingDirectoryIsAClearError) {
+  TempDir dir;
+  try {
+    open(dir.file("nope/relayd.db"));
+    FAIL();
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  }
+}
+
+struct RefusedCase {
+  std::string name;
+  std::function<void(const fs::path&)> make;
+  std::string expected;
+};
+
+TEST(StoreOpen, RefusesForeignNewerAndCorruptFilesWithoutTouchingThem) {
+  const std::vector<RefusedCase> cases = {
+      {"text file", [](const fs::path& p) { std::ofstream(p) << "hello, not a database\n"; },
+       "is not a SQLite database"},
+      {"other app",
+       [](const fs::path& p) { exec(p, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name)"); },
+       "is not a relayd database"},
+      {"other app id",
+       [](const fs::path& p) { exec(p, "PRAGMA application_id=42; CREATE TABLE t(x)"); },
+       "is not a relayd database"},
+      {"newer",
+       [](const fs::path& p) {
+         open(p)->close();
+         exec(p, "PRAGMA user_version=99");
+       },
+       "newer relayd (schema v99, this binary knows up to v1)"},
+      {"corrupt",
+       [](const fs::path& p) {
+         {
+           auto s = open(p);
+           std::vector<NewEvent> many;
+           for (int i = 0; i < 300; ++i)
+             many.push_back(event("evt_" + std::to_string(i), {pending("crm")}));
+           submit(*s, std::move(many));
+           s->close();
+         }
+         exec(p, "PRAGMA wal_checkpoint(TRUNCATE)");
+         std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(4096 * 3);
+         const std::string junk(4096 * 4, '\x5A');
+         f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+       },
+       "is corrupt"},
+  };
+  for (const auto& c : cases) {
+    TempDir dir;
+    const auto db = dir.file("x.db");
+    c.make(db);
+    const auto before = slurp(db);
+    try {
+      open(db);
+      ADD_FAILURE() << c.name << ": opened";
+    } catch (const StoreError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos)
+          << c.name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(db.string()), std::string::npos) << c.name;
+    }
+    EXPECT_EQ(slurp(db), before) << c.name << ": file changed";
+  }
+}
+
+TEST(StoreGroupCommit, ConcurrentWritersShareTransactionsAndCallbacksComeAfterCommit) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  auto s = open(db);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 500;
+  std::atomic<int> ok{0};
+  std::atomic<int> invisible{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<void>> waits;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto p = std::make_shared<std::promise<void>>();
+        waits.push_back(p->get_future());
+        const auto id = "evt_" + std::to_string(t) + "_" + std::to_string(i);
+        while (!s->submit_events(
+            {event(id, {pending("crm")})}, [&, p, id](WriteStatus st, std::vector<EventReceipt>) {
+              if (st == WriteStatus::kOk) ++ok;
+              // Sampled: a fresh connection must already see the row.
+              if (id.back() == '7' &&
+                  query(db, "SELECT count(*) FROM events WHERE id='" + id + "'") != "1") {
+                ++invisible;
+              }
+              p->set_value();
+            })) {
+          std::this_thread::yield();
+        }
+      }
+      for (auto& w : waits) w.get();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(invisible.load(), 0);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM events"), std::to_string(kThreads * kPerThread));
+  const auto st = s->stats();
+  EXPECT_EQ(st.requests, static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_LT(st.commits, st.requests / 4) << "requests were not grouped";
+  EXPECT_GT(st.max_group, 1U);
+}
+
+TEST(StoreIntake, DuplicateIdReturnsTheFirstReceipt) {
+  TempDir dir;
+  auto s = open(dir.file("r.db"));
+  const auto first = submit(*s, {event("evt_same", {pending("crm"), paused("billing")})});
+  ASSERT_EQ(first.size(), 1U);
+  EXPECT_FALSE(first[0].duplicate);
+  const auto again = submit(*s, {event("evt_same", {pending("crm")}, common::now_ms() + 5s)});
+  ASSERT_EQ(again.size(), 1U);
+  EXPECT_TRUE(again[0].duplicate);
+  EXPECT_EQ(again[0].deliveries, first[0].deliveries);
+  EXPECT_EQ(again[0].created_at, first[0].created_at);
+  EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM deliveries"), "2");
+  EXPECT_EQ(query(dir.file("r.db"), "SELECT status FROM deliveries WHERE webhook_id='billing'"),
+            "paused");
+}
+
+TEST(StoreIntake, AVectorIsAllOrNothing) {
+  TempDir dir;
+  auto s = open(dir.file("r.db"));
+  auto d = pending("crm");
+  auto dup = d;  // same delivery id twice: the second insert violates the primary key
+  std::promise<WriteStatus> p;
+  s->submit_events({event("evt_a", {d}), event("evt_b", {dup})},
+                   [&](WriteStatus st, std::vector<EventReceipt>) { p.set_value(st); });
+  EXPECT_EQ(p.get_future().get(), WriteStatus::kStorageUnavailable);
+  EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM events"), "0");
+  // The writer carries on.
+  submit(*s, {event("evt_c", {pending("crm")})});
+  EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM events"), "1");
+}
+
+TEST(StoreDispatch, ClaimRespectsLimitsAndDueTimesAndReportsNextDue) {
+  TempDir dir;
+  auto s = open(dir.file("r.db"));
+  const auto now = common::now_ms();
+  std::vector<NewEvent> events;
+  for (int i = 0; i < 5; ++i)
+    events.push_back(event("evt_a" + std::to_string(i), {pending("a")}, now));
+  for (int i = 0; i < 3; ++i)
+    events.push_back(event("evt_b" + std::to_string(i), {pending("b")}, now));
+  events.push_back(event("evt_later", {pending("b")}, now + 1h));
+  submit(*s, std::move(events));
+  const auto r = claim(*s, {{"a", 2}, {"b", 10}}, now);
+  int a = 0, b = 0;
+  for (const auto& d : r.claimed) {
+    (d.webhook_id == "a" ? a : b)++;
+    EXPECT_EQ(d.event_type, "ticket.created");
+    EXPECT_EQ(d.payload, R"({"id":")" + d.event_id + R"(","data":{}})");
+  }
+  EXPECT_EQ(a, 2);
+  EXPECT_EQ(b, 3);
+  ASSERT_TRUE(r.next_due.has_value());
+  EXPECT_EQ(*r.next_due, now);  // the three of "a" left are due now
+  EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM deliveries WHERE status='delivering'"),
+            "5");
+  const auto r2 = claim(*s, {{"b", 10}}, now);
+  EXPECT_TRUE(r2.claimed.empty());
+}
+
+TEST(StoreDispatch, RecordAttemptRecoverAndRedeliver) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  auto s = open(db);
+  const auto receipts = submit(*s, {event("evt_1", {pending("crm")})});
+  const auto id = receipts[0].deliveries[0].first;
+  ASSERT_EQ(claim(*s, {{"crm", 1}}).claimed.size(), 1U);
+
+  AttemptRecord rec;
+  rec.delivery_id = id;
+  rec.attempt_number = 1;
+  rec.started_at = common::now_ms();
+  rec.duration_ms = 12;
+  rec.url = "https://x/hook";
+  rec.request_headers = "{}";
+  rec.response_status = 500;
+  rec.response_body = "boom";
+  rec.outcome = AttemptOutcome::kRetry;
+  rec.new_status = DeliveryStatus::kPending;
+  rec.next_attempt_at = common::now_ms() + 1min;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT status, attempt_count, last_status_code, last_error FROM deliveries"),
+            "pending|1|500|HTTP 500");
+  EXPECT_EQ(
+      query(db, "SELECT attempt_number, outcome, response_status, response_body FROM attempts"),
+      "1|retry|500|boom");
+
+  // Not due yet; redeliver makes it due now.
+  EXPECT_TRUE(claim(*s, {{"crm", 1}}).claimed.empty());
+  std::promise<bool> found;
+  s->redeliver(id, common::now_ms(), [&](WriteStatus, bool f) { found.set_value(f); });
+  EXPECT_TRUE(found.get_future().get());
+  const auto c = claim(*s, {{"crm", 1}});
+  ASSERT_EQ(c.claimed.size(), 1U);
+  EXPECT_EQ(c.claimed[0].attempt_count, 1);
+
+  // A crash now: recovery makes it due again.
+  s->close();
+  s = open(db);
+  EXPECT_EQ(s->recover_interrupted(common::now_ms()), 1U);
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries"), "pending");
+  std::promise<bool> missing;
+  s->redeliver("dlv_nope", common::now_ms(), [&](WriteStatus, bool f) { missing.set_value(f); });
+  EXPECT_FALSE(missing.get_future().get());
+
+  // A delivery cancelled while in flight stays cancelled; the attempt row is still written.
+  ASSERT_EQ(claim(*s, {{"crm", 1}}).claimed.size(), 1U);
+  std::promise<std::size_t> cancelled;
+  s->cancel_webhooks_except({}, [&](WriteStatus, std::size_t n) { cancelled.set_value(n); });
+  EXPECT_EQ(cancelled.get_future().get(), 1U);
+  rec.attempt_number = 2;
+  rec.outcome = AttemptOutcome::kSucceeded;
+  rec.new_status = DeliveryStatus::kSucceeded;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries"), "cancelled");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM attempts"), "2");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM delivery_log WHERE delivery_id='" + id + "'"), "2");
+}
+
+TEST(StoreWebhooks, PausedCapDropsOldestAndResumeKeepsOrder) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  auto s = open(db);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 3)})});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE id='" + ids[0] + "'"), "dropped");
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE id='" + ids[1] + "'"), "dropped");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "3");
+
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", false, 3, cb); }), WriteStatus::kOk);
+  const auto c = claim(*s, {{"crm", 10}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  EXPECT_EQ(c.claimed[0].delivery_id, ids[2]);
+  EXPECT_EQ(c.claimed[2].delivery_id, ids[4]);
+
+  // Pausing pending work: pending → paused, capped.
+  for (int i = 0; i < 4; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 2, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "2");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='dropped'"), "4");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='delivering'"), "3");
+}
+
+TEST(StoreRetention, PruneBeforeRemovesExactlyOlderRowsInBatches) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  auto s = open(db);
+  const auto now = common::now_ms();
+  submit(*s, {event("evt_old", {pending("crm")}, now - 48h),
+              event("evt_new", {pending("crm")}, now), event("evt_orphan_old", {}, now - 48h)});
+  exec(db,
+       "UPDATE deliveries SET status='succeeded', updated_at=(SELECT created_at FROM events WHERE "
+       "id=event_id)");
+  exec(db,
+       "INSERT INTO attempts(delivery_id, attempt_number, started_at, duration_ms, url, "
+       "request_headers, outcome) SELECT id, 1, created_at, 1, 'u', '{}', 'succeeded' FROM "
+       "deliveries");
+  std::size_t total = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::promise<std::size_t> p;
+    s->prune_before(now - 24h, 1, [&](WriteStatus, std::size_t n) { p.set_value(n); });
+    const auto n = p.get_future().get();
+    EXPECT_LE(n, 1U);
+    total += n;
+    if (n == 0) break;
+  }
+  EXPECT_EQ(total, 4U);  // old attempt, old delivery, two old events
+  EXPECT_EQ(query(db, "SELECT group_concat(id) FROM events"), "evt_new");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries"), "1");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM attempts"), "1");
+}
+
+TEST(StoreBackpressure, FullQueueRefusesIntakeAtOnce) {
+  TempDir dir;
+  StoreOptions o;
+  o.max_queued_writes = 4;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> hold{true};
+  o.before_group_for_testing = [&] {
+    if (hold) released.wait();
+  };
+  auto s = open(dir.file("r.db"), o);
+  std::atomic<int> done{0};
+  int accepted = 0;
+  bool refused = false;
+  for (int i = 0; i < 20 && !refused; ++i) {
+    if (s->submit_events({event("evt_" + std::to_string(i), {})},
+                         [&](WriteStatus, std::vector<EventReceipt>) { ++done; })) {
+      ++accepted;
+    } else {
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_LE(accepted, 5);
+  hold = false;
+  release.set_value();
+  s->close();
+  EXPECT_EQ(done.load(), accepted);
+}
+
+TEST(StoreDiskFull, WritesFailCleanlyAndResumeWhenSpaceReturns) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  open(db)->close();
+  const auto pages = std::stoll(query(db, "PRAGMA page_count"));
+  StoreOptions o;
+  o.max_page_count_for_testing = pages + 2;
+  auto s = open(db, o);
+  WriteStatus last = WriteStatus::kOk;
+  int stored = 0;
+  for (int i = 0; i < 200 && last == WriteStatus::kOk; ++i) {
+    NewEvent e = event("evt_" + std::to_string(i), {pending("crm")});
+    e.payload = std::string(3000, 'p');
+    std::promise<WriteStatus> p;
+    s->submit_events({e}, [&](WriteStatus st, std::vector<EventReceipt>) { p.set_value(st); });
+    last = p.get_future().get();
+    if (last == WriteStatus::kOk) ++stored;
+  }
+  EXPECT_EQ(last, WriteStatus::kStorageUnavailable);
+  EXPECT_FALSE(s->writable());
+  s->close();
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM events"), std::to_string(stored));
+  // Space is back (no limit): the same store file takes writes again.
+  auto again = open(db);
+  submit(*again, {event("evt_after", {pending("crm")})});
+  EXPECT_TRUE(again->writable());
+}
+
+TEST(StoreReads, GetListAndCount) {
+  TempDir dir;
+  auto s = open(dir.file("r.db"));
+  submit(*s, {event("evt_1", {pending("a"), paused("b")}), event("evt_2", {pending("a")})});
+  auto rows = s->list_deliveries({});
+  EXPECT_EQ(rows.size(), 3U);
+  DeliveryFilter f;
+  f.webhook_id = "a";
+  f.limit = 1;
+  rows = s->list_deliveries(f);
+  ASSERT_EQ(rows.size(), 1U);
+  f.before_id = rows[0].id;
+  const auto next = s->list_deliveries(f);
+  ASSERT_EQ(next.size(), 1U);
+  EXPECT_LT(next[0].id, rows[0].id);
+  const auto d = s->get_delivery(rows[0].id);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->event_type, "ticket.created");
+  EXPECT_FALSE(s->get_delivery("dlv_missing").has_value());
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& [k, n] : s->count_by_webhook_status()) counts[k.first + "/" + k.second] = n;
+  EXPECT_EQ(counts["a/pending"], 2);
+  EXPECT_EQ(counts["b/paused"], 1);
+  EXPECT_TRUE(s->writable());
+}
+
+TEST(StoreQueryPlan, ClaimAndNextDueUseIndexes) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  open(db)->close();
+  const auto plan =
+      query(db,
+            "EXPLAIN QUERY PLAN SELECT d.id FROM deliveries d JOIN events e ON "
+            "e.id = d.event_id WHERE d.webhook_id = 'a' AND d.status = 'pending' "
+            "AND d.next_attempt_at <= 'x' ORDER BY d.next_attempt_at, d.rowid LIMIT 5");
+  EXPECT_NE(plan.find("deliveries_webhook_due"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  const auto next = query(db,
+                          "EXPLAIN QUERY PLAN SELECT MIN(next_attempt_at) FROM deliveries WHERE "
+                          "status = 'pending'");
+  EXPECT_NE(next.find("deliveries_due"), std::string::npos) << next;
+}
+
+}  // namespace
+}  // namespace relay::store
