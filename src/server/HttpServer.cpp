@@ -1,0 +1,662 @@
+// The only translation unit of the server module that includes Beast/Asio/SSL (they take
+// ~25 s to compile here); routing, intake and auth live in plain files beside it.
+#include "relay/server/HttpServer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "IntakeHandler.hpp"
+#include "relay/server/BearerAuth.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::server {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using TlsStream = ssl::stream<beast::tcp_stream>;
+
+// Boost 1.81 with BOOST_ASIO_NO_DEPRECATED: as_tuple lives in net::, the net::experimental alias
+// is compiled out.
+constexpr auto kUseTuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t kDefaultBodyLimit = 1048576;
+constexpr std::size_t kMaxLingerBytes = 4 * 1024 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr auto kTlsShutdownTime = std::chrono::seconds(1);
+
+struct Route {
+  std::string method;
+  std::string path;
+  bool prefix = false;
+  Handler handler;
+};
+
+/// Per-connection state reachable from outside the connection's coroutine (read deadline
+/// timer, stop()). Touched only on the connection's strand.
+struct SessionState {
+  explicit SessionState(net::any_io_executor ex) : executor(std::move(ex)) {}
+  net::any_io_executor executor;
+  std::function<void()> cancel_read;  // set while a read is in progress
+  std::uint64_t read_generation = 0;
+  bool timed_out = false;
+};
+
+/// Where a handler's answer lands; the timer doubles as the wake-up signal.
+struct PendingResponse {
+  explicit PendingResponse(const net::any_io_executor& ex) : timer(ex) {}
+  net::steady_timer timer;
+  std::optional<Response> response;
+  std::atomic<bool> answered{false};
+};
+
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+void split_target(std::string_view target, Request& request) {
+  const auto question = target.find('?');
+  request.path = std::string(target.substr(0, question));
+  if (question == std::string_view::npos) return;
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto part = query.substr(0, amp);
+    if (!part.empty()) {
+      const auto eq = part.find('=');
+      request.query.emplace_back(
+          percent_decode(part.substr(0, eq)),
+          eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1)));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+bool under_v1(std::string_view path) {
+  return path == "/v1" || path.starts_with("/v1/");
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(net::io_context& io_context, ServerContext server_context, ServerOptions server_options)
+      : io(io_context),
+        context(std::move(server_context)),
+        options(server_options),
+        acceptor_strand(net::make_strand(io_context)),
+        blocking(std::max<std::size_t>(1, server_options.blocking_threads)) {}
+
+  net::io_context& io;
+  ServerContext context;
+  ServerOptions options;
+  std::vector<Route> routes;
+  std::shared_ptr<std::atomic<bool>> shutting_down = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool> stopped{false};
+  std::atomic<std::uint16_t> bound_port{0};
+  bool started = false;
+  net::strand<net::io_context::executor_type> acceptor_strand;
+  std::optional<tcp::acceptor> acceptor;  // used on acceptor_strand only
+  std::unique_ptr<ssl::context> tls;
+  net::thread_pool blocking;
+
+  std::mutex sessions_mutex;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SessionState>> sessions;
+  std::uint64_t next_session_id = 0;
+
+  // ---- routing ----
+
+  void dispatch(Request request, const std::function<void(Response)>& respond) {
+    if (under_v1(request.path)) {
+      const auto config = context.config ? context.config() : nullptr;
+      const std::string_view token = config ? std::string_view(config->server.token) : "";
+      if (!token.empty() && !bearer_token_matches(request.header("authorization"), token)) {
+        auto response = error_response(401, "unauthorized",
+                                       "missing or wrong \"Authorization: Bearer <token>\"");
+        response.headers.emplace_back("WWW-Authenticate", "Bearer");
+        respond(std::move(response));
+        return;
+      }
+    }
+    const Route* best = nullptr;
+    std::string allow;
+    for (const auto& route : routes) {
+      const bool path_matches =
+          route.prefix ? request.path.starts_with(route.path) : request.path == route.path;
+      if (!path_matches) continue;
+      if (allow.find(route.method) == std::string::npos) {
+        if (!allow.empty()) allow += ", ";
+        allow += route.method;
+      }
+      if (route.method != request.method) continue;
+      if (best == nullptr || (best->prefix && !route.prefix) ||
+          (best->prefix && route.prefix && route.path.size() > best->path.size())) {
+        best = &route;
+      }
+    }
+    if (best == nullptr) {
+      if (allow.empty()) {
+        respond(error_response(404, "not_found", "no such endpoint: " + request.path));
+      } else {
+        auto response =
+            error_response(405, "method_not_allowed",
+                           request.method + " is not allowed here (allowed: " + allow + ")");
+        response.headers.emplace_back("Allow", allow);
+        respond(std::move(response));
+      }
+      return;
+    }
+    best->handler(std::move(request), respond);
+  }
+
+  void add_builtin_routes() {
+    routes.push_back(
+        {"POST", "/v1/events", false, IntakeHandler(context, shutting_down, IntakeKind::kSingle)});
+    routes.push_back({"POST", "/v1/events/batch", false,
+                      IntakeHandler(context, shutting_down, IntakeKind::kBatch)});
+    routes.push_back({"GET", "/healthz", false, [](Request, std::function<void(Response)> respond) {
+                        respond(Response{200, "application/json", R"({"status":"ok"})", {}});
+                      }});
+    // writable() blocks: it runs on the server's own thread pool, never on an I/O thread. The
+    // task holds no reference to the server, only to what it needs.
+    routes.push_back(
+        {"GET", "/readyz", false, [this](Request, std::function<void(Response)> respond) {
+           auto not_ready = [](std::string_view reason) {
+             return Response{503,
+                             "application/json",
+                             R"({"status":"not_ready","reason":")" + std::string(reason) + "\"}",
+                             {}};
+           };
+           if (shutting_down->load()) {
+             respond(not_ready("shutting_down"));
+             return;
+           }
+           if (context.store == nullptr) {
+             respond(not_ready("storage_unavailable"));
+             return;
+           }
+           net::post(blocking, [store = context.store, flag = shutting_down,
+                                respond = std::move(respond), not_ready] {
+             bool writable = false;
+             try {
+               writable = store->writable();
+             } catch (const std::exception& e) {
+               spdlog::warn("readyz: store check failed: {}", e.what());
+             }
+             if (flag->load()) {
+               respond(not_ready("shutting_down"));
+             } else if (!writable) {
+               respond(not_ready("storage_unavailable"));
+             } else {
+               respond(Response{200, "application/json", R"({"status":"ready"})", {}});
+             }
+           });
+         }});
+  }
+
+  // ---- connections ----
+
+  std::shared_ptr<SessionState> register_session(const net::any_io_executor& ex,
+                                                 std::uint64_t& id) {
+    auto state = std::make_shared<SessionState>(ex);
+    std::lock_guard lock(sessions_mutex);
+    id = next_session_id++;
+    sessions.emplace(id, state);
+    return state;
+  }
+
+  void unregister_session(std::uint64_t id) {
+    std::lock_guard lock(sessions_mutex);
+    sessions.erase(id);
+  }
+
+  /// Starts a read deadline: on expiry the read in progress is cancelled (not the socket
+  /// closed), so the connection can still answer 408.
+  template <class Stream>
+  static void arm(Stream& stream, const std::shared_ptr<SessionState>& state,
+                  net::steady_timer& timer, std::chrono::milliseconds budget) {
+    const auto generation = ++state->read_generation;
+    state->timed_out = false;
+    state->cancel_read = [&stream] { beast::get_lowest_layer(stream).cancel(); };
+    timer.expires_after(budget);
+    timer.async_wait([state, generation](error_code ec) {
+      if (ec || state->read_generation != generation || !state->cancel_read) return;
+      state->timed_out = true;
+      state->cancel_read();
+    });
+  }
+
+  /// Ends the read deadline; returns whether it had expired.
+  static bool disarm(const std::shared_ptr<SessionState>& state, net::steady_timer& timer) {
+    ++state->read_generation;
+    state->cancel_read = nullptr;
+    timer.cancel();
+    return state->timed_out;
+  }
+
+  template <class Stream, class Message>
+  net::awaitable<bool> write(Stream& stream, Message& message) {
+    beast::get_lowest_layer(stream).expires_after(options.write_timeout);
+    auto [ec, n] = co_await http::async_write(stream, message, kUseTuple);
+    beast::get_lowest_layer(stream).expires_never();
+    co_return !ec;
+  }
+
+  template <class Stream>
+  net::awaitable<bool> write_response(Stream& stream, Response response, unsigned version,
+                                      bool keep_alive) {
+    http::response<http::string_body> res;
+    res.version(version);
+    res.result(static_cast<unsigned>(response.status));
+    res.set(http::field::server, "relayd");
+    if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers) res.insert(name, value);
+    res.body() = std::move(response.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    co_return co_await write(stream, res);
+  }
+
+  template <class Stream>
+  net::awaitable<bool> write_error(Stream& stream, int status, std::string_view code,
+                                   std::string_view message) {
+    co_return co_await write_response(stream, error_response(status, code, message), 11, false);
+  }
+
+  /// Runs `request` through the routes; resumes when some thread has called respond().
+  net::awaitable<Response> handle(Request request, const net::any_io_executor& ex) {
+    auto pending = std::make_shared<PendingResponse>(ex);
+    pending->timer.expires_after(options.handler_timeout);
+    std::function<void(Response)> respond = [pending, ex](Response response) {
+      if (pending->answered.exchange(true)) return;
+      net::post(ex, [pending, response = std::move(response)]() mutable {
+        pending->response = std::move(response);
+        pending->timer.cancel();
+      });
+    };
+    try {
+      dispatch(std::move(request), respond);
+    } catch (const std::exception& e) {
+      spdlog::error("http: handler failed: {}", e.what());
+      respond(error_response(500, "internal_error", "internal error"));
+    }
+    if (!pending->response) co_await pending->timer.async_wait(kUseTuple);
+    if (!pending->response) {
+      pending->answered = true;
+      spdlog::error("http: a handler did not answer within {} ms", options.handler_timeout.count());
+      co_return error_response(500, "internal_error", "the request was not answered in time");
+    }
+    co_return std::move(*pending->response);
+  }
+
+  enum class Ending { kQuiet, kGraceful, kLinger };
+
+  template <class Stream>
+  net::awaitable<Ending> serve(Stream& stream, const std::shared_ptr<SessionState>& state) {
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer deadline(ex);
+    beast::flat_buffer buffer;
+    for (bool first = true;; first = false) {
+      if (stopped) co_return Ending::kGraceful;
+      if (!first && buffer.size() == 0) {
+        // Idle keep-alive: wait for the first byte of the next request.
+        arm(stream, state, deadline, options.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kUseTuple);
+        disarm(state, deadline);
+        if (ec) co_return Ending::kQuiet;
+        buffer.commit(n);
+      }
+
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
+      const auto config = context.config ? context.config() : nullptr;
+      parser.body_limit(config ? config->server.max_body_bytes : kDefaultBodyLimit);
+
+      arm(stream, state, deadline, options.header_timeout);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
+      bool timed_out = disarm(state, deadline);
+      if (ec) co_return co_await read_failed(stream, ec, timed_out, "header");
+
+      auto& req = parser.get();
+      if (!parser.is_done()) {
+        if (beast::iequals(req[http::field::expect], "100-continue")) {
+          http::response<http::empty_body> cont{http::status::continue_, req.version()};
+          if (!co_await write(stream, cont)) co_return Ending::kQuiet;
+        }
+        auto budget = options.body_timeout_max;
+        if (const auto length = parser.content_length()) {
+          const auto rate = std::max<std::size_t>(1, options.body_min_rate);
+          budget = std::min(
+              budget, options.body_timeout + std::chrono::milliseconds(*length * 1000 / rate));
+        }
+        arm(stream, state, deadline, budget);
+        std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kUseTuple);
+        timed_out = disarm(state, deadline);
+        if (ec) co_return co_await read_failed(stream, ec, timed_out, "body");
+      }
+
+      auto message = parser.release();
+      const unsigned version = message.version();
+      const bool keep_alive = message.keep_alive();
+      Request request;
+      request.method = std::string(message.method_string());
+      request.target = std::string(message.target());
+      split_target(request.target, request);
+      for (const auto& field : message) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      request.body = std::move(message.body());
+
+      Response response = co_await handle(std::move(request), ex);
+      const bool again = keep_alive && !stopped;
+      if (!co_await write_response(stream, std::move(response), version, again)) {
+        co_return Ending::kQuiet;
+      }
+      if (!again) co_return Ending::kGraceful;
+    }
+  }
+
+  /// Answers what can still be answered after a failed read and says how to close.
+  template <class Stream>
+  net::awaitable<Ending> read_failed(Stream& stream, error_code ec, bool timed_out,
+                                     const char* phase) {
+    if (timed_out) {
+      spdlog::debug("http: {} read timed out", phase);
+      co_await write_error(stream, 408, "request_timeout",
+                           std::string("the request ") + phase + " was not received in time");
+      co_return Ending::kQuiet;
+    }
+    if (ec == http::error::body_limit) {
+      const auto config = context.config ? context.config() : nullptr;
+      const auto limit = config ? config->server.max_body_bytes : kDefaultBodyLimit;
+      co_await write_error(stream, 413, "payload_too_large",
+                           "the body is larger than " + std::to_string(limit) + " bytes");
+      co_return Ending::kLinger;
+    }
+    if (ec == http::error::header_limit) {
+      co_await write_error(
+          stream, 431, "headers_too_large",
+          "the request header is larger than " + std::to_string(options.header_limit) + " bytes");
+      co_return Ending::kLinger;
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec.category() != http::make_error_code(http::error::bad_method).category()) {
+      // The client went away (or stop() cancelled the read): nothing to answer.
+      co_return Ending::kQuiet;
+    }
+    spdlog::debug("http: malformed request: {}", ec.message());
+    co_await write_error(stream, 400, "bad_request", "malformed HTTP request: " + ec.message());
+    co_return Ending::kLinger;
+  }
+
+  /// Closing after an error answer while the client may still be sending: stop sending, read
+  /// and discard for a moment, so the client reads the answer instead of a reset.
+  net::awaitable<void> linger(beast::tcp_stream& stream,
+                              const std::shared_ptr<SessionState>& state) {
+    error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    net::steady_timer deadline(stream.get_executor());
+    arm(stream, state, deadline, kLingerTime);
+    std::array<char, 16384> scratch{};
+    std::size_t total = 0;
+    while (total < kMaxLingerBytes) {
+      auto [ec, n] = co_await stream.async_read_some(net::buffer(scratch), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+    disarm(state, deadline);
+    co_return;
+  }
+
+  net::awaitable<void> run_session(std::shared_ptr<Impl> self, tcp::socket socket) {
+    const auto ex = socket.get_executor();
+    std::uint64_t id = 0;
+    auto state = register_session(ex, id);
+    struct Unregister {
+      Impl* impl;
+      std::shared_ptr<SessionState> state;
+      std::uint64_t id;
+      ~Unregister() {
+        state->cancel_read = nullptr;
+        impl->unregister_session(id);
+      }
+    } unregister{this, state, id};
+    (void)self;
+
+    // Declared after each stream, so destroyed before it: stop() must never reach a dead one.
+    struct ClearCancel {
+      SessionState& state;
+      ~ClearCancel() { state.cancel_read = nullptr; }
+    };
+    if (tls) {
+      TlsStream stream(beast::tcp_stream(std::move(socket)), *tls);
+      ClearCancel clear{*state};
+      beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+      auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
+      beast::get_lowest_layer(stream).expires_never();
+      if (ec) co_return;
+      const auto ending = co_await serve(stream, state);
+      if (ending != Ending::kQuiet) {
+        beast::get_lowest_layer(stream).expires_after(kTlsShutdownTime);
+        co_await stream.async_shutdown(kUseTuple);
+      }
+      beast::get_lowest_layer(stream).close();
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      ClearCancel clear{*state};
+      const auto ending = co_await serve(stream, state);
+      error_code ignored;
+      if (ending == Ending::kLinger) {
+        co_await linger(stream, state);
+      } else if (ending == Ending::kGraceful) {
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      stream.close();
+    }
+  }
+
+  net::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    net::steady_timer backoff(acceptor_strand);
+    for (;;) {
+      tcp::socket socket(net::make_strand(io));
+      auto [ec] = co_await acceptor->async_accept(socket, kUseTuple);
+      if (stopped || !acceptor->is_open()) co_return;
+      if (ec) {
+        if (ec == net::error::operation_aborted) co_return;
+        // E.g. out of file descriptors: keep serving the open connections, retry shortly.
+        spdlog::warn("http: accept failed: {}", ec.message());
+        backoff.expires_after(std::chrono::milliseconds(100));
+        co_await backoff.async_wait(kUseTuple);
+        continue;
+      }
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      const auto ex = socket.get_executor();
+      net::co_spawn(ex, run_session(self, std::move(socket)), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("http: connection failed: {}", ex.what());
+        } catch (...) {
+          spdlog::error("http: connection failed");
+        }
+      });
+    }
+  }
+
+  void load_tls(const config::ServerConfig& server) {
+    if (!server.tls_cert && !server.tls_key) return;
+    if (!server.tls_cert || !server.tls_key) {
+      throw std::runtime_error("server.tls_cert and server.tls_key must be set together");
+    }
+    auto context_tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    context_tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                             ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(context_tls->native_handle(), TLS1_2_VERSION);
+    error_code ec;
+    context_tls->use_certificate_chain_file(*server.tls_cert, ec);
+    if (ec) {
+      throw std::runtime_error("cannot load server.tls_cert " + *server.tls_cert + ": " +
+                               ec.message());
+    }
+    context_tls->use_private_key_file(*server.tls_key, ssl::context::pem, ec);
+    if (ec) {
+      throw std::runtime_error("cannot load server.tls_key " + *server.tls_key + ": " +
+                               ec.message());
+    }
+    tls = std::move(context_tls);
+  }
+
+  void start() {
+    if (started) throw std::logic_error("HttpServer::start called twice");
+    const auto config = context.config ? context.config() : nullptr;
+    if (!config) throw std::runtime_error("HttpServer: no configuration");
+    const auto& server = config->server;
+    load_tls(server);
+
+    const std::string where = server.listen_host + ":" + std::to_string(server.listen_port);
+    error_code ec;
+    tcp::endpoint endpoint;
+    const auto address = net::ip::make_address(server.listen_host, ec);
+    if (!ec) {
+      endpoint = tcp::endpoint(address, server.listen_port);
+    } else {
+      tcp::resolver resolver(io);
+      const auto results =
+          resolver.resolve(server.listen_host, std::to_string(server.listen_port), ec);
+      if (ec || results.empty()) {
+        throw std::runtime_error("cannot listen on " + where + ": cannot resolve " +
+                                 server.listen_host + (ec ? ": " + ec.message() : ""));
+      }
+      endpoint = results.begin()->endpoint();
+    }
+    tcp::acceptor bound(acceptor_strand);
+    bound.open(endpoint.protocol(), ec);
+    if (!ec) bound.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) bound.bind(endpoint, ec);
+    if (!ec) bound.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    bound_port = bound.local_endpoint().port();
+    acceptor.emplace(std::move(bound));
+    started = true;
+    net::co_spawn(acceptor_strand, accept_loop(shared_from_this()), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("http: the accept loop ended: {}", ex.what());
+      } catch (...) {
+        spdlog::error("http: the accept loop ended");
+      }
+    });
+    spdlog::info("http: listening on {}:{}{}", server.listen_host, bound_port.load(),
+                 tls ? " (TLS)" : "");
+  }
+
+  void stop() {
+    stopped = true;
+    net::post(acceptor_strand, [self = shared_from_this()] {
+      if (self->acceptor && self->acceptor->is_open()) {
+        error_code ignored;
+        self->acceptor->close(ignored);
+      }
+    });
+    std::vector<std::shared_ptr<SessionState>> snapshot;
+    {
+      std::lock_guard lock(sessions_mutex);
+      for (const auto& [id, state] : sessions) snapshot.push_back(state);
+    }
+    for (auto& state : snapshot) {
+      net::post(state->executor, [state] {
+        if (state->cancel_read) state->cancel_read();
+      });
+    }
+  }
+};
+
+HttpServer::HttpServer(boost::asio::io_context& io, ServerContext context)
+    : HttpServer(io, std::move(context), ServerOptions{}) {}
+
+HttpServer::HttpServer(boost::asio::io_context& io, ServerContext context, ServerOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(context), options)) {
+  impl_->add_builtin_routes();
+}
+
+HttpServer::~HttpServer() {
+  stop();
+  impl_->blocking.join();
+}
+
+void HttpServer::add_route(std::string method, std::string path_prefix, Handler handler) {
+  if (impl_->started) throw std::logic_error("HttpServer::add_route after start");
+  const bool prefix = !path_prefix.empty() && path_prefix.back() == '/';
+  impl_->routes.push_back({std::move(method), std::move(path_prefix), prefix, std::move(handler)});
+}
+
+void HttpServer::start() {
+  impl_->start();
+}
+
+std::uint16_t HttpServer::port() const {
+  return impl_->bound_port.load();
+}
+
+void HttpServer::begin_shutdown() {
+  impl_->shutting_down->store(true);
+}
+
+bool HttpServer::shutting_down() const {
+  return impl_->shutting_down->load();
+}
+
+void HttpServer::stop() {
+  impl_->stop();
+}
+
+}  // namespace relay::server

@@ -1,0 +1,640 @@
+// HttpServer over real sockets on 127.0.0.1:0 with an in-memory Store (this file only; the
+// SQLite store is exercised by the integration tests) and a raw POSIX-socket client, so what is
+// on the wire is exactly what the test wrote.
+#include "relay/server/HttpServer.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "relay/store/Store.hpp"
+
+namespace relay::server {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- in-memory store
+
+class FakeStore final : public store::Store {
+ public:
+  ~FakeStore() override { close(); }
+
+  bool submit_events(std::vector<store::NewEvent> events, IntakeCallback done) override {
+    if (refuse) return false;
+    ++submits;
+    // Answer from another thread, as the real writer thread does.
+    std::lock_guard lock(threads_mutex_);
+    threads_.emplace_back([this, events = std::move(events), done = std::move(done)]() mutable {
+      std::this_thread::sleep_for(2ms);
+      if (status != store::WriteStatus::kOk) {
+        done(status, {});
+        return;
+      }
+      std::vector<store::EventReceipt> receipts;
+      {
+        std::lock_guard lock(mutex_);
+        for (auto& event : events) {
+          auto it = receipts_.find(event.id);
+          if (it != receipts_.end()) {
+            auto receipt = it->second;
+            receipt.duplicate = true;
+            receipts.push_back(receipt);
+            continue;
+          }
+          store::EventReceipt receipt{event.id, event.event_type, event.created_at, {}, false};
+          for (const auto& d : event.deliveries)
+            receipt.deliveries.emplace_back(d.id, d.webhook_id);
+          receipts_.emplace(event.id, receipt);
+          payloads_.emplace(event.id, event.payload);
+          receipts.push_back(receipt);
+        }
+      }
+      done(store::WriteStatus::kOk, std::move(receipts));
+    });
+    return true;
+  }
+
+  std::size_t stored() {
+    std::lock_guard lock(mutex_);
+    return receipts_.size();
+  }
+  std::string payload(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return payloads_.at(id);
+  }
+
+  void claim_due(common::TimePoint, std::vector<std::pair<std::string, int>>,
+                 ClaimCallback done) override {
+    done(store::WriteStatus::kOk, {});
+  }
+  void record_attempt(store::AttemptRecord, WriteCallback done) override {
+    done(store::WriteStatus::kOk);
+  }
+  std::size_t recover_interrupted(common::TimePoint) override { return 0; }
+  void redeliver(std::string, common::TimePoint,
+                 std::function<void(store::WriteStatus, bool)> done) override {
+    done(store::WriteStatus::kOk, false);
+  }
+  void set_webhook_paused(std::string, bool, std::size_t, WriteCallback done) override {
+    done(store::WriteStatus::kOk);
+  }
+  void cancel_webhooks_except(std::vector<std::string>,
+                              std::function<void(store::WriteStatus, std::size_t)> done) override {
+    done(store::WriteStatus::kOk, 0);
+  }
+  void prune_before(common::TimePoint, std::size_t,
+                    std::function<void(store::WriteStatus, std::size_t)> done) override {
+    done(store::WriteStatus::kOk, 0);
+  }
+  [[nodiscard]] store::StoreStats stats() const override { return {}; }
+  std::optional<store::DeliveryRow> get_delivery(const std::string&) override {
+    return std::nullopt;
+  }
+  std::vector<store::DeliveryRow> list_deliveries(const store::DeliveryFilter&) override {
+    return {};
+  }
+  std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
+  count_by_webhook_status() override {
+    return {};
+  }
+  bool writable() override {
+    writable_calls_from = std::this_thread::get_id();
+    return is_writable;
+  }
+  void close() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(threads_mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  std::atomic<bool> refuse{false};
+  std::atomic<bool> is_writable{true};
+  std::atomic<store::WriteStatus> status{store::WriteStatus::kOk};
+  std::atomic<int> submits{0};
+  std::atomic<std::thread::id> writable_calls_from{};
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, store::EventReceipt> receipts_;
+  std::map<std::string, std::string> payloads_;
+  std::mutex threads_mutex_;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------- raw client
+
+struct HttpReply {
+  int status = 0;
+  std::string head;
+  std::string body;
+  [[nodiscard]] bool has_header(const std::string& line) const {
+    return head.find(line) != std::string::npos;
+  }
+};
+
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawClient() { close(); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  [[nodiscard]] bool connected() const { return connected_; }
+
+  void send(const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+      auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      sent += static_cast<std::size_t>(n);
+    }
+  }
+
+  /// Reads one response; status 0 when the connection closed or timed out first.
+  HttpReply read_reply() {
+    HttpReply reply;
+    std::size_t end;
+    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return reply;
+    }
+    reply.head = buffer_.substr(0, end + 4);
+    buffer_.erase(0, end + 4);
+    reply.status = std::stoi(reply.head.substr(9, 3));
+    std::size_t length = 0;
+    auto pos = reply.head.find("Content-Length: ");
+    if (pos != std::string::npos) length = std::stoul(reply.head.substr(pos + 16));
+    while (buffer_.size() < length) {
+      if (!fill()) return HttpReply{};
+    }
+    reply.body = buffer_.substr(0, length);
+    buffer_.erase(0, length);
+    return reply;
+  }
+
+  /// True when the server closed the connection (EOF or reset) before `within`.
+  bool closed_by_peer(std::chrono::milliseconds within = 3s) {
+    timeval tv{static_cast<time_t>(within.count() / 1000),
+               static_cast<suseconds_t>((within.count() % 1000) * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char c;
+    const auto n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  bool fill() {
+    char chunk[4096];
+    const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buffer_;
+};
+
+std::string post(const std::string& path, const std::string& body,
+                 const std::string& extra_headers = "",
+                 const std::string& content_type = "application/json") {
+  std::string req = "POST " + path + " HTTP/1.1\r\nHost: test\r\n";
+  if (!content_type.empty()) req += "Content-Type: " + content_type + "\r\n";
+  req += extra_headers;
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return req;
+}
+
+std::string get(const std::string& path, const std::string& extra_headers = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: test\r\n" + extra_headers + "\r\n";
+}
+
+std::string error_code_of(const HttpReply& reply) {
+  const std::string key = "\"code\":\"";
+  const auto pos = reply.body.find(key);
+  if (pos == std::string::npos) return "";
+  return reply.body.substr(pos + key.size(),
+                           reply.body.find('"', pos + key.size()) - pos - key.size());
+}
+
+// ---------------------------------------------------------------- fixture
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(); }
+
+  void start(std::string token = "") {
+    auto config = std::make_shared<config::Config>();
+    config->server.listen_host = "127.0.0.1";
+    config->server.listen_port = 0;
+    config->server.max_body_bytes = 1024;
+    config->server.token = std::move(token);
+    config::WebhookConfig crm;
+    crm.id = "crm";
+    crm.url = "https://crm.example.com/hook";
+    crm.events = {"ticket.created", "message.*"};
+    config::WebhookConfig paused;
+    paused.id = "paused";
+    paused.url = "https://paused.example.com/hook";
+    paused.events = {"sla.*"};
+    paused.enabled = false;
+    config->webhooks = {crm, paused};
+    config_ = config;
+
+    ServerContext context;
+    context.config = [this] { return config_; };
+    context.store = &store_;
+    context.on_new_deliveries = [this] { ++wakeups_; };
+    ServerOptions options;
+    options.header_timeout = 500ms;
+    options.body_timeout = 300ms;
+    options.body_timeout_max = 800ms;
+    options.body_min_rate = 1024 * 1024;
+    options.idle_timeout = 1500ms;
+    options.write_timeout = 2s;
+    server_ = std::make_unique<HttpServer>(io_, context, options);
+    server_->add_route("GET", "/v1/things/", [](Request request, auto respond) {
+      std::string body = R"({"path":")" + request.path + "\"";
+      for (auto& [k, v] : request.query) body += ",\"" + k + "\":\"" + v + "\"";
+      body += "}";
+      // Answer from a foreign thread, as admin handlers do.
+      std::thread([respond, body] {
+        respond(Response{200, "application/json", body, {}});
+      }).detach();
+    });
+    server_->add_route("GET", "/throws",
+                       [](Request, auto) -> void { throw std::runtime_error("handler bug"); });
+    server_->start();
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    work_.reset();
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    server_.reset();
+    store_.close();
+  }
+
+  HttpReply roundtrip(const std::string& request) {
+    RawClient client(port_);
+    EXPECT_TRUE(client.connected());
+    client.send(request);
+    return client.read_reply();
+  }
+
+  FakeStore store_;
+  std::shared_ptr<const config::Config> config_;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::vector<std::thread> threads_;
+  std::unique_ptr<HttpServer> server_;
+  std::uint16_t port_ = 0;
+  std::atomic<int> wakeups_{0};
+};
+
+const std::string kTicket = R"({"event":"ticket.created","data":{"b":1,"a":2},"id":"tkt-1"})";
+
+TEST_F(HttpServerTest, AcceptsThenAnswersDuplicateWithSameBytes) {
+  auto first = roundtrip(post("/v1/events", kTicket));
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_TRUE(first.has_header("Content-Type: application/json"));
+  EXPECT_TRUE(first.body.starts_with(R"({"id":"tkt-1","event":"ticket.created","created_at":")"))
+      << first.body;
+  EXPECT_NE(first.body.find(R"(,"deliveries":[{"id":"dlv_)"), std::string::npos) << first.body;
+  EXPECT_NE(first.body.find(R"(","webhook":"crm"}])"), std::string::npos) << first.body;
+  EXPECT_EQ(wakeups_.load(), 1);
+  const auto payload = store_.payload("tkt-1");
+  EXPECT_TRUE(payload.starts_with(R"({"id":"tkt-1","event":"ticket.created","created_at":")"));
+  EXPECT_TRUE(payload.ends_with(R"(Z","data":{"b":1,"a":2}})")) << payload;
+
+  auto second = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, first.body);
+  EXPECT_EQ(store_.stored(), 1u);
+  EXPECT_EQ(wakeups_.load(), 1);  // nothing new: no wake-up
+}
+
+TEST_F(HttpServerTest, GeneratesIdsAndPausedDeliveriesDoNotWake) {
+  auto reply = roundtrip(post("/v1/events", R"({"event":"sla.warning","data":{}})"));
+  ASSERT_EQ(reply.status, 202) << reply.body;
+  EXPECT_TRUE(reply.body.starts_with(R"({"id":"evt_)")) << reply.body;
+  EXPECT_NE(reply.body.find(R"("webhook":"paused")"), std::string::npos);
+  EXPECT_EQ(wakeups_.load(), 0);
+}
+
+TEST_F(HttpServerTest, Batch) {
+  auto reply =
+      roundtrip(post("/v1/events/batch", R"({"events":[{"event":"ticket.created","data":{}},)"
+                                         R"({"event":"customer.created","data":{},"id":"c1"}]})"));
+  ASSERT_EQ(reply.status, 202) << reply.body;
+  EXPECT_TRUE(reply.body.starts_with(R"({"events":[{"id":"evt_)")) << reply.body;
+  EXPECT_NE(reply.body.find(R"({"id":"c1","event":"customer.created")"), std::string::npos);
+  EXPECT_EQ(store_.stored(), 2u);
+
+  auto bad =
+      roundtrip(post("/v1/events/batch", R"({"events":[{"event":"ticket.created","data":{}},)"
+                                         R"({"event":"nope","data":{}}]})"));
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(bad.body,
+            R"({"error":{"code":"unknown_event_type","message":"unknown event type \"nope\"",)"
+            R"("index":1}})");
+  EXPECT_EQ(store_.stored(), 2u);
+}
+
+TEST_F(HttpServerTest, ClientErrors) {
+  auto r415 = roundtrip(post("/v1/events", kTicket, "", "text/plain"));
+  EXPECT_EQ(r415.status, 415);
+  EXPECT_EQ(error_code_of(r415), "unsupported_media_type");
+  auto missing = roundtrip(post("/v1/events", kTicket, "", ""));
+  EXPECT_EQ(missing.status, 415);
+  auto charset = roundtrip(post("/v1/events", kTicket, "", "application/json; charset=utf-8"));
+  EXPECT_EQ(charset.status, 202);
+
+  auto r400 = roundtrip(post("/v1/events", "{not json"));
+  EXPECT_EQ(r400.status, 400);
+  EXPECT_EQ(error_code_of(r400), "invalid_json");
+
+  auto r404 = roundtrip(get("/nope"));
+  EXPECT_EQ(r404.status, 404);
+  EXPECT_EQ(error_code_of(r404), "not_found");
+
+  auto r405 = roundtrip(get("/v1/events"));
+  EXPECT_EQ(r405.status, 405);
+  EXPECT_EQ(error_code_of(r405), "method_not_allowed");
+  EXPECT_TRUE(r405.has_header("Allow: POST"));
+
+  auto r500 = roundtrip(get("/throws"));
+  EXPECT_EQ(r500.status, 500);
+  EXPECT_EQ(error_code_of(r500), "internal_error");
+}
+
+TEST_F(HttpServerTest, BodyOverLimitIs413) {
+  const std::string big =
+      R"({"event":"ticket.created","data":{"x":")" + std::string(2000, 'x') + "\"}}";
+  RawClient client(port_);
+  client.send(post("/v1/events", big));
+  auto reply = client.read_reply();
+  EXPECT_EQ(reply.status, 413);
+  EXPECT_EQ(error_code_of(reply), "payload_too_large");
+  EXPECT_TRUE(reply.has_header("Connection: close"));
+  EXPECT_TRUE(client.closed_by_peer());
+  EXPECT_EQ(store_.submits.load(), 0);
+
+  // Chunked bodies are limited too.
+  RawClient chunked(port_);
+  std::string req =
+      "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(0x200, ' ') + "\r\n";
+  req += "0\r\n\r\n";
+  chunked.send(req);
+  EXPECT_EQ(chunked.read_reply().status, 413);
+}
+
+TEST_F(HttpServerTest, MalformedHttpIs400AndCloses) {
+  RawClient client(port_);
+  client.send("GARBAGE\r\n\r\n");
+  auto reply = client.read_reply();
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(error_code_of(reply), "bad_request");
+  EXPECT_TRUE(client.closed_by_peer());
+  EXPECT_EQ(roundtrip(get("/healthz")).status, 200);  // the server is fine
+}
+
+TEST_F(HttpServerTest, Overloaded) {
+  store_.refuse = true;
+  auto reply = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(reply.status, 503);
+  EXPECT_EQ(error_code_of(reply), "overloaded");
+  EXPECT_TRUE(reply.has_header("Retry-After: 1"));
+}
+
+TEST_F(HttpServerTest, StorageUnavailableAndStoreShuttingDown) {
+  store_.status = store::WriteStatus::kStorageUnavailable;
+  auto reply = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(reply.status, 503);
+  EXPECT_EQ(error_code_of(reply), "storage_unavailable");
+  store_.status = store::WriteStatus::kShuttingDown;
+  reply = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(reply.status, 503);
+  EXPECT_EQ(error_code_of(reply), "shutting_down");
+}
+
+TEST_F(HttpServerTest, HealthAndReadiness) {
+  auto health = roundtrip(get("/healthz"));
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, R"({"status":"ok"})");
+  auto ready = roundtrip(get("/readyz"));
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"({"status":"ready"})");
+  EXPECT_NE(store_.writable_calls_from.load(), std::thread::id{});
+  for (auto& t : threads_) EXPECT_NE(store_.writable_calls_from.load(), t.get_id());
+
+  store_.is_writable = false;
+  auto not_ready = roundtrip(get("/readyz"));
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(not_ready.body, R"({"status":"not_ready","reason":"storage_unavailable"})");
+}
+
+TEST_F(HttpServerTest, BeginShutdown) {
+  server_->begin_shutdown();
+  EXPECT_TRUE(server_->shutting_down());
+  auto reply = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(reply.status, 503);
+  EXPECT_EQ(error_code_of(reply), "shutting_down");
+  EXPECT_EQ(roundtrip(get("/healthz")).status, 200);
+  auto ready = roundtrip(get("/readyz"));
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, R"({"status":"not_ready","reason":"shutting_down"})");
+  EXPECT_EQ(store_.submits.load(), 0);
+}
+
+TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  RawClient client(port_);
+  client.send(post("/v1/events", kTicket));
+  auto first = client.read_reply();
+  EXPECT_EQ(first.status, 202);
+  client.send(get("/healthz"));
+  EXPECT_EQ(client.read_reply().status, 200);
+  // Pipelined: two requests in one write.
+  client.send(get("/v1/things/a?x=1%202&y=z+w") + post("/v1/events", kTicket));
+  auto things = client.read_reply();
+  EXPECT_EQ(things.status, 200);
+  EXPECT_EQ(things.body, R"({"path":"/v1/things/a","x":"1 2","y":"z w"})");
+  auto dup = client.read_reply();
+  EXPECT_EQ(dup.status, 200);
+  EXPECT_EQ(dup.body, first.body);
+}
+
+TEST_F(HttpServerTest, IdleKeepAliveIsClosed) {
+  RawClient client(port_);
+  client.send(get("/healthz"));
+  EXPECT_EQ(client.read_reply().status, 200);
+  const auto start = Clock::now();
+  EXPECT_TRUE(client.closed_by_peer(4s));
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
+TEST_F(HttpServerTest, StalledBodyIsCutOffWith408) {
+  RawClient client(port_);
+  const auto start = Clock::now();
+  client.send(
+      "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Content-Length: 100\r\n\r\n{\"event\":");
+  auto reply = client.read_reply();
+  const auto elapsed = Clock::now() - start;
+  EXPECT_EQ(reply.status, 408);
+  EXPECT_EQ(error_code_of(reply), "request_timeout");
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_LT(elapsed, 2s);
+  EXPECT_TRUE(client.closed_by_peer());
+  EXPECT_EQ(store_.submits.load(), 0);
+}
+
+TEST_F(HttpServerTest, SlowDripHeadersAreCutOff) {
+  RawClient client(port_);
+  const auto start = Clock::now();
+  client.send("POST /v1/events HTTP/1.1\r\n");
+  std::this_thread::sleep_for(200ms);
+  client.send("Host: t\r\n");
+  std::this_thread::sleep_for(200ms);
+  client.send("X-A: b\r\n");
+  auto reply = client.read_reply();
+  EXPECT_EQ(reply.status, 408);
+  EXPECT_LT(Clock::now() - start, 2s);
+}
+
+TEST_F(HttpServerTest, TruncatedBodyStoresNothing) {
+  {
+    RawClient client(port_);
+    client.send(
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n{\"event\":\"ticket.created\"");
+    std::this_thread::sleep_for(50ms);
+  }  // closed mid-body
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(store_.submits.load(), 0);
+  EXPECT_EQ(roundtrip(get("/healthz")).status, 200);
+}
+
+TEST_F(HttpServerTest, ExpectContinue) {
+  RawClient client(port_);
+  client.send(
+      "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(kTicket.size()) + "\r\n\r\n");
+  auto cont = client.read_reply();
+  EXPECT_EQ(cont.status, 100);
+  client.send(kTicket);
+  EXPECT_EQ(client.read_reply().status, 202);
+}
+
+TEST_F(HttpServerTest, StopClosesIdleConnections) {
+  RawClient client(port_);
+  client.send(get("/healthz"));
+  EXPECT_EQ(client.read_reply().status, 200);
+  server_->stop();
+  EXPECT_TRUE(client.closed_by_peer(1s));
+  RawClient late(port_);
+  if (late.connected()) {
+    EXPECT_TRUE(late.closed_by_peer(1s));
+  }
+}
+
+TEST_F(HttpServerTest, ManyConcurrentConnections) {
+  std::vector<std::thread> clients;
+  std::atomic<int> accepted{0};
+  for (int i = 0; i < 16; ++i) {
+    clients.emplace_back([&, i] {
+      for (int j = 0; j < 10; ++j) {
+        RawClient client(port_);
+        client.send(post("/v1/events", R"({"event":"message.created","data":{"n":)" +
+                                           std::to_string(i * 100 + j) + "}}"));
+        if (client.read_reply().status == 202) ++accepted;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(accepted.load(), 160);
+  EXPECT_EQ(store_.stored(), 160u);
+}
+
+class HttpServerTokenTest : public HttpServerTest {
+ protected:
+  void SetUp() override { start("s3cret-token"); }
+};
+
+TEST_F(HttpServerTokenTest, V1NeedsTheBearerToken) {
+  auto none = roundtrip(post("/v1/events", kTicket));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(error_code_of(none), "unauthorized");
+  EXPECT_TRUE(none.has_header("WWW-Authenticate: Bearer"));
+  auto wrong = roundtrip(post("/v1/events", kTicket, "Authorization: Bearer s3cret-tokem\r\n"));
+  EXPECT_EQ(wrong.status, 401);
+  auto unknown = roundtrip(get("/v1/nothing-here"));
+  EXPECT_EQ(unknown.status, 401);  // no route discovery without the token
+  auto good = roundtrip(post("/v1/events", kTicket, "Authorization: Bearer s3cret-token\r\n"));
+  EXPECT_EQ(good.status, 202);
+  EXPECT_EQ(roundtrip(get("/healthz")).status, 200);
+  EXPECT_EQ(roundtrip(get("/readyz")).status, 200);
+  EXPECT_EQ(store_.stored(), 1u);
+}
+
+TEST(HttpServerStart, ThrowsWhenThePortIsTaken) {
+  boost::asio::io_context io;
+  FakeStore store;
+  auto config = std::make_shared<config::Config>();
+  config->server.listen_host = "127.0.0.1";
+  config->server.listen_port = 0;
+  ServerContext context;
+  context.config = [&] { return std::shared_ptr<const config::Config>(config); };
+  context.store = &store;
+  HttpServer first(io, context);
+  first.start();
+  config->server.listen_port = first.port();
+  HttpServer second(io, context);
+  EXPECT_THROW(second.start(), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace relay::server
