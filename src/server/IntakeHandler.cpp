@@ -90,8 +90,16 @@ void IntakeHandler::operator()(Request request, std::function<void(Response)> re
       for (std::size_t i = 0; i < count; ++i) {
         created_pending = created_pending || (wakes[i] && !receipts[i].duplicate);
       }
+      // Wake the dispatcher first: the client may act on the answer (e.g. query the delivery)
+      // at once.
+      if (created_pending && wake) {
+        try {
+          wake();
+        } catch (const std::exception& e) {
+          spdlog::error("intake: waking the dispatcher failed: {}", e.what());
+        }
+      }
       respond(std::move(response));
-      if (created_pending && wake) wake();
     } catch (const std::exception& e) {
       spdlog::error("intake: answering after commit failed: {}", e.what());
       respond(error_response(500, "internal_error", "internal error"));
