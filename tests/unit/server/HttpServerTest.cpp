@@ -20,6 +20,12 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstdlib>
+#include <filesystem>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -258,8 +264,11 @@ class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override { start(); }
 
-  void start(std::string token = "") {
+  void start(std::string token = "", std::optional<std::string> tls_cert = std::nullopt,
+             std::optional<std::string> tls_key = std::nullopt) {
     auto config = std::make_shared<config::Config>();
+    config->server.tls_cert = std::move(tls_cert);
+    config->server.tls_key = std::move(tls_key);
     config->server.listen_host = "127.0.0.1";
     config->server.listen_port = 0;
     config->server.max_body_bytes = 1024;
@@ -618,6 +627,107 @@ TEST_F(HttpServerTokenTest, V1NeedsTheBearerToken) {
   EXPECT_EQ(roundtrip(get("/healthz")).status, 200);
   EXPECT_EQ(roundtrip(get("/readyz")).status, 200);
   EXPECT_EQ(store_.stored(), 1u);
+}
+
+// ---------------------------------------------------------------- TLS
+
+class HttpServerTlsTest : public HttpServerTest {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::temp_directory_path() / ("relay-server-tls-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-subj /CN=localhost -days 1 -keyout " +
+        (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
+    start("", (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
+  }
+  void TearDown() override {
+    HttpServerTest::TearDown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  /// One HTTPS request with OpenSSL's client (certificate not verified: self-signed).
+  /// Returns the whole response, or "" when the handshake failed.
+  std::string tls_roundtrip(const std::string& request, int max_version = 0) {
+    RawSocket sock(port_);
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                          SSL_CTX_free);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    if (max_version != 0) {
+      SSL_CTX_set_security_level(ctx.get(), 0);
+      SSL_CTX_set_min_proto_version(ctx.get(), 0);
+      SSL_CTX_set_max_proto_version(ctx.get(), max_version);
+    }
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+    SSL_set_fd(ssl.get(), sock.fd);
+    if (SSL_connect(ssl.get()) != 1) {
+      ERR_clear_error();
+      return "";
+    }
+    SSL_write(ssl.get(), request.data(), static_cast<int>(request.size()));
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const int n = SSL_read(ssl.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+      const auto end = out.find("\r\n\r\n");
+      const auto cl = out.find("Content-Length: ");
+      if (end != std::string::npos && cl != std::string::npos &&
+          out.size() >= end + 4 + std::stoul(out.substr(cl + 16))) {
+        break;
+      }
+    }
+    ERR_clear_error();
+    return out;
+  }
+
+  struct RawSocket {
+    explicit RawSocket(std::uint16_t port) {
+      fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      timeval tv{5, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    }
+    ~RawSocket() { ::close(fd); }
+    int fd;
+  };
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(HttpServerTlsTest, ServesIntakeOverTls) {
+  const auto reply = tls_roundtrip(post("/v1/events", kTicket, "Connection: close\r\n"));
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 202")) << reply;
+  EXPECT_NE(reply.find(R"({"id":"tkt-1","event":"ticket.created")"), std::string::npos);
+  EXPECT_EQ(store_.stored(), 1u);
+}
+
+TEST_F(HttpServerTlsTest, RefusesTls11) {
+  EXPECT_EQ(tls_roundtrip(get("/healthz"), TLS1_1_VERSION), "");
+  EXPECT_TRUE(tls_roundtrip(get("/healthz", "Connection: close\r\n")).starts_with("HTTP/1.1 200"));
+}
+
+TEST(HttpServerStart, ThrowsOnMissingTlsFiles) {
+  boost::asio::io_context io;
+  FakeStore store;
+  auto config = std::make_shared<config::Config>();
+  config->server.listen_host = "127.0.0.1";
+  config->server.listen_port = 0;
+  config->server.tls_cert = "/nonexistent/cert.pem";
+  config->server.tls_key = "/nonexistent/key.pem";
+  ServerContext context;
+  context.config = [&] { return std::shared_ptr<const config::Config>(config); };
+  context.store = &store;
+  HttpServer server(io, context);
+  EXPECT_THROW(server.start(), std::runtime_error);
 }
 
 TEST(HttpServerStart, ThrowsWhenThePortIsTaken) {
