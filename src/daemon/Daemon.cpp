@@ -188,6 +188,7 @@ int run_serve(const std::string& config_path) {
   context.config = config_source;
   context.store = store.get();
   context.on_new_deliveries = [&dispatcher] { dispatcher.notify(); };
+  context.on_events_accepted = [&metrics](std::size_t n) { metrics.events_received(n); };
   server::HttpServer server(io, context);
   admin.register_routes(server);
   try {

@@ -60,8 +60,8 @@ void IntakeHandler::operator()(Request request, std::function<void(Response)> re
   }
   const std::size_t count = events.size();
   auto done = [respond, kind = kind_, count, wakes = std::move(wakes),
-               wake = context_.on_new_deliveries](store::WriteStatus status,
-                                                  std::vector<store::EventReceipt> receipts) {
+               wake = context_.on_new_deliveries, accepted = context_.on_events_accepted](
+                  store::WriteStatus status, std::vector<store::EventReceipt> receipts) {
     try {
       if (status == store::WriteStatus::kShuttingDown) {
         respond(error_response(503, "shutting_down", "relayd is shutting down; retry later"));
@@ -87,9 +87,12 @@ void IntakeHandler::operator()(Request request, std::function<void(Response)> re
         response.body = batch_receipt_json(receipts);
       }
       bool created_pending = false;
+      std::size_t created = 0;
       for (std::size_t i = 0; i < count; ++i) {
         created_pending = created_pending || (wakes[i] && !receipts[i].duplicate);
+        created += receipts[i].duplicate ? 0 : 1;
       }
+      if (accepted && created > 0) accepted(created);
       // Wake the dispatcher first: the client may act on the answer (e.g. query the delivery)
       // at once.
       if (created_pending && wake) {

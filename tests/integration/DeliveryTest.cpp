@@ -309,7 +309,9 @@ TEST_F(DeliveryTest, UntrustedCertificateAndWrongHostNameAreRetried) {
   ASSERT_EQ(r.status, 202);
   const auto deliveries = json::parse(r.body).at("deliveries");
   std::map<std::string, std::string> by_webhook;
-  for (const auto& d : deliveries) by_webhook[d.at("webhook")] = d.at("id");
+  for (const auto& d : deliveries) {
+    by_webhook[d.at("webhook").get<std::string>()] = d.at("id").get<std::string>();
+  }
   for (const auto& [webhook, id] : by_webhook) {
     ASSERT_TRUE(wait_until([&, id = id] { return !attempts(id).empty(); })) << webhook;
     const auto rows = attempts(id);

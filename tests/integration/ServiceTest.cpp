@@ -106,7 +106,10 @@ class ServiceTest : public ::testing::Test {
     const auto r = client_->post_json("/v1/events", R"({"event":")" + type + R"(","data":{}})");
     EXPECT_EQ(r.status, 202) << r.body;
     std::map<std::string, std::string> out;
-    for (const auto& d : json::parse(r.body).at("deliveries")) out[d.at("webhook")] = d.at("id");
+    const auto body = json::parse(r.body);  // must outlive the loop
+    for (const auto& d : body.at("deliveries")) {
+      out[d.at("webhook").get<std::string>()] = d.at("id").get<std::string>();
+    }
     return out;
   }
 

@@ -62,6 +62,8 @@ struct ServerContext {
   store::Store* store = nullptr;
   /// Called after an intake commit that created pending deliveries (wakes the dispatcher).
   std::function<void()> on_new_deliveries;
+  /// Called after an intake commit with the number of new (non-duplicate) events (metrics).
+  std::function<void(std::size_t)> on_events_accepted;
 };
 
 /// Transport limits and deadlines of every connection. The defaults suit production; tests
