@@ -110,9 +110,11 @@ bool parse_into(std::string_view text, Url& url, std::string* error) {
 
   tail = tail.substr(0, tail.find('#'));
   if (tail.empty()) {
-    url.target = "/";
+    url.target.assign(1, '/');
   } else if (tail.front() == '?') {
-    url.target = "/" + std::string(tail);
+    // assign/append rather than "/" + string or = "/": GCC 12 at -O3 reports a false
+    // -Wrestrict on those, which -Werror turns into a failed Release build.
+    url.target.assign(1, '/').append(tail);
   } else {
     url.target = std::string(tail);
   }
@@ -122,9 +124,14 @@ bool parse_into(std::string_view text, Url& url, std::string* error) {
 }  // namespace
 
 std::string Url::host_header() const {
-  std::string out = host_is_ipv6 ? "[" + host + "]" : host;
+  std::string out;
+  if (host_is_ipv6) {
+    out.append(1, '[').append(host).append(1, ']');
+  } else {
+    out = host;
+  }
   const std::uint16_t default_port = scheme == "https" ? 443 : 80;
-  if (port != default_port) out += ":" + std::to_string(port);
+  if (port != default_port) out.append(1, ':').append(std::to_string(port));
   return out;
 }
 
