@@ -21,11 +21,14 @@ class SqliteError : public std::runtime_error {
   SqliteError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
   [[nodiscard]] int code() const noexcept { return code_; }
   [[nodiscard]] int primary() const noexcept { return code_ & 0xFF; }
-  /// Disk full, I/O error and the like: the request can succeed later, unchanged.
+  /// Disk full, I/O error, corruption and the like: the database, not the request, is at
+  /// fault (the request can succeed later, unchanged). Anything else (constraint, type,
+  /// size) is the request's own fault.
   [[nodiscard]] bool is_storage_failure() const noexcept {
     const int p = primary();
     return p == SQLITE_FULL || p == SQLITE_IOERR || p == SQLITE_CANTOPEN || p == SQLITE_BUSY ||
-           p == SQLITE_LOCKED || p == SQLITE_NOMEM || p == SQLITE_READONLY;
+           p == SQLITE_LOCKED || p == SQLITE_NOMEM || p == SQLITE_READONLY || p == SQLITE_CORRUPT ||
+           p == SQLITE_NOTADB || p == SQLITE_PROTOCOL;
   }
 
  private:

@@ -23,32 +23,51 @@ class StoreError : public std::runtime_error {
 
 struct StoreOptions {
   std::string path;
-  /// Write requests waiting for the writer beyond this are refused (intake answers 503).
+  /// Intake requests (submit_events) waiting for the writer beyond this are refused (intake
+  /// answers 503). Dispatcher and admin requests are never refused: they are bounded by the
+  /// delivery concurrency, and losing an attempt record would be worse than a longer queue.
   std::size_t max_queued_writes = 65536;
   /// Upper bound on requests folded into one transaction.
   std::size_t max_group = 4096;
-  /// Run `PRAGMA quick_check` at open (reads the whole file once; refuses a corrupt one).
-  bool quick_check_on_open = true;
+  /// `PRAGMA quick_check` at open reads the whole file, so it runs only when the file is at
+  /// most this size (0: never). Larger files get the cheap checks only (header, application
+  /// id, schema version, schema parse); corruption found later fails the affected writes with
+  /// kStorageUnavailable and is logged.
+  std::uint64_t quick_check_max_bytes = std::uint64_t{1} << 30;
   /// Tests only: called on the writer thread before each group (e.g. to hold the writer).
   std::function<void()> before_group_for_testing;
-  /// Tests only: PRAGMA max_page_count on the write connection (0 = SQLite's default), to
-  /// simulate a full disk.
-  std::int64_t max_page_count_for_testing = 0;
+  /// Tests only: called on the writer thread before each group; a value > 0 is applied as
+  /// `PRAGMA max_page_count` on the write connection (simulates a full disk; return a larger
+  /// value later to let the disk "recover").
+  std::function<std::int64_t()> max_page_count_for_testing;
 };
 
 /// Group-commit counters (for tests and metrics).
 struct StoreStats {
-  std::uint64_t commits = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t max_group = 0;
-  std::uint64_t failed_commits = 0;
+  std::uint64_t commits = 0;         // successful group transactions
+  std::uint64_t requests = 0;        // requests committed with kOk
+  std::uint64_t max_group = 0;       // largest group committed in one transaction
+  std::uint64_t failed_commits = 0;  // groups rolled back for a storage failure
+  std::uint64_t rejected = 0;        // requests rolled back alone (kRejected)
 };
 
-/// The durable queue and delivery log. All writes go through one writer thread that folds
-/// queued requests into one transaction (group commit: one fsync for many requests), then
-/// calls each request's callback. Callbacks run on the writer thread: post to your own
-/// executor and never block in them. Read methods are synchronous and thread-safe (own reader
-/// connections); call them from a blocking thread, never from an I/O thread.
+/// The durable queue and delivery log.
+///
+/// Threading: every write goes through one writer thread that takes all queued requests (up
+/// to max_group), runs them in one `BEGIN IMMEDIATE` transaction, each in its own SAVEPOINT,
+/// commits (one fsync for the group: WAL, synchronous=FULL) and only then calls the
+/// callbacks, in submission order. Callbacks run ON THE WRITER THREAD: post to your own
+/// executor and never block in them, never call a synchronous Store method from them
+/// (recover_interrupted would deadlock), exceptions they throw are logged and swallowed.
+/// Write methods never throw and may be called from any thread, including I/O threads.
+/// Outcomes: kOk; kRejected (this request broke a constraint, rolled back alone);
+/// kStorageUnavailable (disk full, I/O error, failed commit: the whole group was rolled back,
+/// nothing half-written; the writer keeps serving, so writes succeed again once the disk
+/// recovers); kShuttingDown (submitted after close(): the callback runs at once on the
+/// caller's thread).
+/// Read methods are synchronous and thread-safe (a small pool of reader connections; WAL, so
+/// they never block the writer nor wait for it); call them from a blocking thread, never from
+/// an I/O thread. They throw StoreError on a database error or after close().
 class Store {
  public:
   virtual ~Store() = default;
@@ -58,29 +77,40 @@ class Store {
   using WriteCallback = std::function<void(WriteStatus)>;
 
   /// Stores events and their deliveries all-or-nothing. An event whose id exists already is
-  /// not stored again: its receipt is the first one, with duplicate=true. Returns false at
-  /// once (callback never called) when the write queue is full.
+  /// not stored again: its receipt is the first one, with duplicate=true (also within one
+  /// vector). Paused deliveries are capped per webhook at NewDelivery::max_queued: the oldest
+  /// paused ones beyond it become `dropped` (logged). Returns false at once (callback never
+  /// called) when the write queue is full; after close() it returns true and calls back with
+  /// kShuttingDown at once.
   virtual bool submit_events(std::vector<NewEvent> events, IntakeCallback done) = 0;
 
   /// Claims up to `limit` due pending deliveries per listed webhook (oldest due first) and
-  /// marks them delivering.
+  /// marks them delivering. next_due is the earliest next_attempt_at of all pending
+  /// deliveries left (any webhook, listed or not), so it can be <= now when limits held work
+  /// back. Cost: one index seek per webhook plus one for next_due, whatever the backlog.
   virtual void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                          ClaimCallback done) = 0;
 
-  /// Writes the attempt row and the delivery's new state in one commit.
+  /// Writes the attempt row and the delivery's new state in one commit. The attempt row is
+  /// always written; the delivery changes only if it is still `delivering` (it may have been
+  /// cancelled meanwhile). updated_at is the time of the write.
   virtual void record_attempt(AttemptRecord record, WriteCallback done) = 0;
 
   /// At start-up: deliveries left `delivering` by a crash become pending and due now.
-  /// Returns how many. Synchronous.
+  /// Returns how many. Synchronous (runs through the writer and waits for its commit; never
+  /// call it from a callback). Throws StoreError when the write fails; 0 after close().
   virtual std::size_t recover_interrupted(common::TimePoint now) = 0;
 
-  /// Makes a delivery due now (any status but delivering). False: no such delivery.
+  /// Makes a delivery due now (any status but delivering; attempt_count keeps counting).
+  /// found=false: no such delivery. A `delivering` one is left alone (it is being sent right
+  /// now) and reports found=true.
   virtual void redeliver(std::string delivery_id, common::TimePoint now,
                          std::function<void(WriteStatus, bool found)> done) = 0;
 
   /// Webhook disabled (paused=true): its pending deliveries become paused, capped at
   /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
-  /// deliveries become pending, due now, oldest first.
+  /// deliveries become pending, due now, oldest first (insertion order). "now" is the wall
+  /// clock at the time of the write.
   virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                                   WriteCallback done) = 0;
 
@@ -91,19 +121,29 @@ class Store {
 
   /// Deletes at most `batch` rows older than `cutoff`: attempts, then finished deliveries
   /// (succeeded, failed, cancelled, dropped; by updated_at), then events left without
-  /// deliveries. `removed == batch` means there may be more.
+  /// deliveries (a pruned delivery takes its remaining attempts with it, uncounted).
+  /// `removed == batch` means there may be more: call again (each call is one short write
+  /// request, so intake and delivery requests interleave with it).
   virtual void prune_before(common::TimePoint cutoff, std::size_t batch,
                             std::function<void(WriteStatus, std::size_t removed)> done) = 0;
 
+  /// Group-commit counters. Thread-safe.
   [[nodiscard]] virtual StoreStats stats() const = 0;
 
   // ---- reads (blocking; any thread but an I/O thread) ----
+  /// One delivery with its attempts (ordered by attempt_number), read in one snapshot.
   virtual std::optional<DeliveryRow> get_delivery(const std::string& id) = 0;
+  /// Newest first (by id), `before_id` pages, limit clamped to 1..1000.
   virtual std::vector<DeliveryRow> list_deliveries(const DeliveryFilter& filter) = 0;
   /// Deliveries per (webhook, status).
   virtual std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
   count_by_webhook_status() = 0;
-  /// True when the database is open and accepts a write (for /readyz).
+  /// The stored event with its deliveries (duplicate=false), as intake answered it.
+  virtual std::optional<EventReceipt> get_event(const std::string& id) = 0;
+  /// True when the writer runs and the last group committed (for /readyz). Cheap: no I/O on
+  /// the caller's thread. After a storage failure it is false; each call then (at most once a
+  /// second) queues a tiny probe write, so it turns true again once the disk recovers even
+  /// when no other write comes.
   virtual bool writable() = 0;
 
   /// Finishes queued writes, stops the writer, closes connections. Idempotent.

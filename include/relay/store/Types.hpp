@@ -33,6 +33,9 @@ enum class WriteStatus {
   kOk,
   kStorageUnavailable,  // disk full / I/O error: nothing of the request was written
   kShuttingDown,        // the store was closed before the request ran
+  kRejected,  // the request itself broke a constraint (e.g. a delivery id used twice): it was
+              // rolled back alone, nothing of it was written, the other requests of its group
+              // committed; retrying it unchanged fails again
 };
 
 // ---- intake ----

@@ -291,8 +291,9 @@ TEST(StoreIntake, AVectorIsAllOrNothing) {
   std::promise<WriteStatus> p;
   s->submit_events({event("evt_a", {d}), event("evt_b", {dup})},
                    [&](WriteStatus st, std::vector<EventReceipt>) { p.set_value(st); });
-  EXPECT_EQ(p.get_future().get(), WriteStatus::kStorageUnavailable);
+  EXPECT_EQ(p.get_future().get(), WriteStatus::kRejected);
   EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM events"), "0");
+  EXPECT_EQ(s->stats().rejected, 1U);
   // The writer carries on.
   submit(*s, {event("evt_c", {pending("crm")})});
   EXPECT_EQ(query(dir.file("r.db"), "SELECT count(*) FROM events"), "1");
@@ -417,28 +418,62 @@ TEST(StoreRetention, PruneBeforeRemovesExactlyOlderRowsInBatches) {
   const auto db = dir.file("r.db");
   auto s = open(db);
   const auto now = common::now_ms();
-  submit(*s, {event("evt_old", {pending("crm")}, now - 48h),
-              event("evt_new", {pending("crm")}, now), event("evt_orphan_old", {}, now - 48h)});
+  const auto cutoff = now - 24h;
+  // Exactly at the cutoff is kept; one millisecond before it goes.
+  submit(*s, {event("evt_old", {pending("crm")}, cutoff - 1ms),
+              event("evt_edge", {pending("crm")}, cutoff), event("evt_new", {pending("crm")}, now),
+              event("evt_orphan_old", {}, cutoff - 1ms), event("evt_orphan_edge", {}, cutoff),
+              event("evt_live_old", {pending("live")}, cutoff - 1h)});
+  // Finished at their event's time; one attempt each started then.
   exec(db,
        "UPDATE deliveries SET status='succeeded', updated_at=(SELECT created_at FROM events WHERE "
-       "id=event_id)");
+       "id=event_id) WHERE webhook_id='crm'");
   exec(db,
        "INSERT INTO attempts(delivery_id, attempt_number, started_at, duration_ms, url, "
        "request_headers, outcome) SELECT id, 1, created_at, 1, 'u', '{}', 'succeeded' FROM "
        "deliveries");
   std::size_t total = 0;
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 20; ++i) {
     std::promise<std::size_t> p;
-    s->prune_before(now - 24h, 1, [&](WriteStatus, std::size_t n) { p.set_value(n); });
+    s->prune_before(cutoff, 1, [&](WriteStatus st, std::size_t n) {
+      EXPECT_EQ(st, WriteStatus::kOk);
+      p.set_value(n);
+    });
     const auto n = p.get_future().get();
     EXPECT_LE(n, 1U);
     total += n;
     if (n == 0) break;
   }
-  EXPECT_EQ(total, 4U);  // old attempt, old delivery, two old events
-  EXPECT_EQ(query(db, "SELECT group_concat(id) FROM events"), "evt_new");
-  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries"), "1");
-  EXPECT_EQ(query(db, "SELECT count(*) FROM attempts"), "1");
+  // Attempts of evt_old and evt_live_old, the finished delivery of evt_old, the events
+  // evt_old and evt_orphan_old. The pending delivery of evt_live_old (and so its event) stays.
+  EXPECT_EQ(total, 5U);
+  EXPECT_EQ(query(db, "SELECT group_concat(id) FROM (SELECT id FROM events ORDER BY id)"),
+            "evt_edge,evt_live_old,evt_new,evt_orphan_edge");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries"), "3");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM attempts"), "2");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE webhook_id='live'"), "1");
+}
+
+TEST(StoreWebhooks, CancelWebhooksExceptKeepsKnownOnesAndFinishedRows) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  auto s = open(db);
+  submit(*s, {event("evt_1", {pending("keep"), pending("gone"), paused("gone"), pending("x")}),
+              event("evt_2", {pending("gone")})});
+  ASSERT_EQ(claim(*s, {{"gone", 1}}).claimed.size(), 1U);  // one is delivering
+  exec(db, "UPDATE deliveries SET status='succeeded' WHERE webhook_id='x'");
+  std::promise<std::size_t> p;
+  s->cancel_webhooks_except({"keep"}, [&](WriteStatus st, std::size_t n) {
+    EXPECT_EQ(st, WriteStatus::kOk);
+    p.set_value(n);
+  });
+  EXPECT_EQ(p.get_future().get(), 3U);
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE webhook_id='keep'"), "pending");
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE webhook_id='x'"), "succeeded");
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM deliveries WHERE webhook_id='gone' AND "
+                  "status='cancelled' AND next_attempt_at IS NULL"),
+            "3");
 }
 
 TEST(StoreBackpressure, FullQueueRefusesIntakeAtOnce) {
@@ -476,8 +511,9 @@ TEST(StoreDiskFull, WritesFailCleanlyAndResumeWhenSpaceReturns) {
   const auto db = dir.file("r.db");
   open(db)->close();
   const auto pages = std::stoll(query(db, "PRAGMA page_count"));
+  std::atomic<std::int64_t> limit{pages + 2};
   StoreOptions o;
-  o.max_page_count_for_testing = pages + 2;
+  o.max_page_count_for_testing = [&] { return limit.load(); };
   auto s = open(db, o);
   WriteStatus last = WriteStatus::kOk;
   int stored = 0;
@@ -490,14 +526,87 @@ TEST(StoreDiskFull, WritesFailCleanlyAndResumeWhenSpaceReturns) {
     if (last == WriteStatus::kOk) ++stored;
   }
   EXPECT_EQ(last, WriteStatus::kStorageUnavailable);
+  EXPECT_GT(stored, 0);
   EXPECT_FALSE(s->writable());
-  s->close();
-  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_GE(s->stats().failed_commits, 1U);
+  // Nothing half-written: the failed event has no row, and no delivery without its event.
   EXPECT_EQ(query(db, "SELECT count(*) FROM events"), std::to_string(stored));
-  // Space is back (no limit): the same store file takes writes again.
-  auto again = open(db);
-  submit(*again, {event("evt_after", {pending("crm")})});
-  EXPECT_TRUE(again->writable());
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries"), std::to_string(stored));
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+
+  // Space comes back: the same store, without a restart, takes writes again and becomes
+  // writable (through its probe write even when nothing else is written).
+  limit = 1'000'000;
+  bool ready = false;
+  for (int i = 0; i < 50 && !ready; ++i) {
+    ready = s->writable();
+    if (!ready) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(ready);
+  NewEvent big = event("evt_after", {pending("crm")});
+  big.payload = std::string(3000, 'p');
+  submit(*s, {big});
+  EXPECT_EQ(query(db, "SELECT count(*) FROM events"), std::to_string(stored + 1));
+}
+
+TEST(StoreGroupCommit, ARejectedRequestIsRolledBackAloneInItsGroup) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  StoreOptions o;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> hold{true};
+  o.before_group_for_testing = [&] {
+    if (hold.exchange(false)) released.wait();
+  };
+  auto s = open(db, o);
+  // The writer takes a first request and is held before running it; three more queue up
+  // meanwhile and then form one group.
+  std::vector<std::promise<WriteStatus>> ps(4);
+  const auto cb = [&](int i) {
+    return [&, i](WriteStatus st, std::vector<EventReceipt>) {
+      ps[static_cast<size_t>(i)].set_value(st);
+    };
+  };
+  ASSERT_TRUE(s->submit_events({event("evt_first", {pending("crm")})}, cb(0)));
+  while (hold) std::this_thread::sleep_for(1ms);
+  auto d = pending("crm");
+  ASSERT_TRUE(s->submit_events({event("evt_ok1", {d})}, cb(1)));
+  ASSERT_TRUE(s->submit_events({event("evt_bad", {d})}, cb(2)));  // delivery id used again
+  ASSERT_TRUE(s->submit_events({event("evt_ok2", {pending("crm")})}, cb(3)));
+  release.set_value();
+  EXPECT_EQ(ps[0].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(ps[1].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(ps[2].get_future().get(), WriteStatus::kRejected);
+  EXPECT_EQ(ps[3].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT group_concat(id) FROM (SELECT id FROM events ORDER BY id)"),
+            "evt_first,evt_ok1,evt_ok2");
+  const auto st = s->stats();
+  EXPECT_EQ(st.commits, 2U);
+  EXPECT_EQ(st.max_group, 3U);
+  EXPECT_EQ(st.rejected, 1U);
+  EXPECT_TRUE(s->writable());
+}
+
+TEST(StoreClose, LaterWritesAnswerShuttingDownAndReadsThrow) {
+  TempDir dir;
+  auto s = open(dir.file("r.db"));
+  std::atomic<int> done{0};
+  for (int i = 0; i < 50; ++i) {
+    s->submit_events({event("evt_" + std::to_string(i), {pending("crm")})},
+                     [&](WriteStatus st, std::vector<EventReceipt>) {
+                       if (st == WriteStatus::kOk) ++done;
+                     });
+  }
+  s->close();  // drains the queue first
+  EXPECT_EQ(done.load(), 50);
+  std::optional<WriteStatus> late;
+  EXPECT_TRUE(s->submit_events({event("evt_late", {})},
+                               [&](WriteStatus st, std::vector<EventReceipt>) { late = st; }));
+  EXPECT_EQ(late, WriteStatus::kShuttingDown);  // called back at once, on this thread
+  EXPECT_FALSE(s->writable());
+  EXPECT_THROW(s->list_deliveries({}), StoreError);
+  s->close();  // idempotent
 }
 
 TEST(StoreReads, GetListAndCount) {
@@ -524,6 +633,11 @@ TEST(StoreReads, GetListAndCount) {
   EXPECT_EQ(counts["a/pending"], 2);
   EXPECT_EQ(counts["b/paused"], 1);
   EXPECT_TRUE(s->writable());
+  const auto e = s->get_event("evt_1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_FALSE(e->duplicate);
+  EXPECT_EQ(e->deliveries.size(), 2U);
+  EXPECT_FALSE(s->get_event("evt_nope").has_value());
 }
 
 TEST(StoreQueryPlan, ClaimAndNextDueUseIndexes) {
@@ -541,6 +655,16 @@ TEST(StoreQueryPlan, ClaimAndNextDueUseIndexes) {
                           "EXPLAIN QUERY PLAN SELECT MIN(next_attempt_at) FROM deliveries WHERE "
                           "status = 'pending'");
   EXPECT_NE(next.find("deliveries_due"), std::string::npos) << next;
+  // Dropping the oldest paused deliveries walks the index in rowid order (no sort).
+  const auto drop = query(db,
+                          "EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE webhook_id = 'a' "
+                          "AND status = 'paused' ORDER BY next_attempt_at, rowid LIMIT 2");
+  EXPECT_EQ(drop.find("TEMP B-TREE"), std::string::npos) << drop;
+  const auto prune = query(db,
+                           "EXPLAIN QUERY PLAN SELECT id FROM deliveries INDEXED BY "
+                           "deliveries_finished WHERE status IN ('succeeded', 'failed', "
+                           "'cancelled', 'dropped') AND updated_at < 'x' LIMIT 5");
+  EXPECT_NE(prune.find("deliveries_finished"), std::string::npos) << prune;
 }
 
 }  // namespace
