@@ -242,9 +242,13 @@ class SqliteStore final : public Store {
       u->bind(1, record.delivery_id);
       u->bind(2, to_string(record.new_status));
       u->bind(3, record.attempt_number);
-      u->bind(4, record.next_attempt_at
-                     ? std::optional<std::string>(format_rfc3339_ms(*record.next_attempt_at))
-                     : std::nullopt);
+      // next_attempt_at belongs to pending deliveries only; a pending one without a time is
+      // due at once rather than never.
+      std::optional<std::string> next;
+      if (record.new_status == DeliveryStatus::kPending) {
+        next = record.next_attempt_at ? format_rfc3339_ms(*record.next_attempt_at) : now_text;
+      }
+      u->bind(4, next);
       u->bind(5, now_text);
       u->bind(6, record.response_status);
       u->bind(7, last_error);

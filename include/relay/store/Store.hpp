@@ -33,7 +33,7 @@ struct StoreOptions {
   /// most this size (0: never). Larger files get the cheap checks only (header, application
   /// id, schema version, schema parse); corruption found later fails the affected writes with
   /// kStorageUnavailable and is logged.
-  std::uint64_t quick_check_max_bytes = std::uint64_t{1} << 30;
+  std::uint64_t quick_check_max_bytes = std::uint64_t{256} << 20;
   /// Tests only: called on the writer thread before each group (e.g. to hold the writer).
   std::function<void()> before_group_for_testing;
   /// Tests only: called on the writer thread before each group; a value > 0 is applied as
@@ -93,7 +93,9 @@ class Store {
 
   /// Writes the attempt row and the delivery's new state in one commit. The attempt row is
   /// always written; the delivery changes only if it is still `delivering` (it may have been
-  /// cancelled meanwhile). updated_at is the time of the write.
+  /// cancelled meanwhile). updated_at is the time of the write. next_attempt_at is stored for
+  /// new_status pending only (pending without a time: due now); last_error is the transport
+  /// error, or "HTTP <status>" for a non-2xx answer.
   virtual void record_attempt(AttemptRecord record, WriteCallback done) = 0;
 
   /// At start-up: deliveries left `delivering` by a crash become pending and due now.
