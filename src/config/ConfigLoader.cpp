@@ -4,7 +4,10 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -247,6 +250,21 @@ std::optional<std::string> check_url(std::string_view url, bool allow_http, std:
   const auto hp = split_host_port(authority, hp_error);
   if (!hp) {
     error = hp_error;
+    return std::nullopt;
+  }
+  // Only hosts the delivery client can use (src/delivery/Url.cpp): an IPv6 address without a
+  // zone id, or a DNS name. Otherwise check-config would pass and every attempt fail.
+  if (authority.front() == '[') {
+    std::array<unsigned char, 16> address{};
+    if (inet_pton(AF_INET6, hp->host.c_str(), address.data()) != 1) {
+      error = "invalid IPv6 address in brackets (zone ids such as %eth0 are not supported)";
+      return std::nullopt;
+    }
+  } else if (hp->host.size() > 253 || hp->host.front() == '.' || hp->host.front() == '-' ||
+             !std::all_of(hp->host.begin(), hp->host.end(), [](char c) {
+               return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
+             })) {
+    error = "invalid host name (letters, digits, '-', '.' and '_'; not starting with '.' or '-')";
     return std::nullopt;
   }
   if (hp->had_port) {

@@ -99,11 +99,13 @@ bool parse_into(std::string_view text, Url& url, std::string* error) {
 
   url.port = url.scheme == "https" ? 443 : 80;
   if (has_port && !port.empty()) {
-    if (port.size() > 5 ||
-        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return fail(error, "invalid port");
     }
-    const int value = std::stoi(std::string(port));
+    // Leading zeros are valid (RFC 3986 port = *DIGIT) and check-config accepts them, so count
+    // digits by value, saturating above the range instead of by length.
+    int value = 0;
+    for (char c : port) value = std::min(value * 10 + (c - '0'), 65536);
     if (value < 1 || value > 65535) return fail(error, "invalid port");
     url.port = static_cast<std::uint16_t>(value);
   }

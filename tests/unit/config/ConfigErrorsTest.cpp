@@ -194,6 +194,17 @@ TEST(ConfigErrors, WebhookUrls) {
   EXPECT_EQ(url("https://crm.example.com:99999/"), at("invalid port (expected 1-65535)"));
   EXPECT_EQ(url("https://crm example.com/"), at("must not contain spaces or control characters"));
   EXPECT_EQ(url("https://[::1]:8443/x"), Lines{});
+  // Hosts the delivery client cannot use (found by tests/fuzz/url_fuzz.cpp).
+  EXPECT_EQ(url("https://[fe80::1%25eth0]/"),
+            at("invalid IPv6 address in brackets (zone ids such as %eth0 are not supported)"));
+  EXPECT_EQ(url("https://[1::2::3]/"),
+            at("invalid IPv6 address in brackets (zone ids such as %eth0 are not supported)"));
+  for (const char* bad : {"https://crm~1.example.com/", "https://crm%2e.example.com/",
+                          "https://.crm.example.com/", "https://-crm.example.com/"}) {
+    EXPECT_EQ(url(bad), at("invalid host name (letters, digits, '-', '.' and '_'; not starting "
+                           "with '.' or '-')"))
+        << bad;
+  }
   EXPECT_EQ(url("https://crm.example.com:8443/a?b=c"), Lines{});
 }
 

@@ -34,6 +34,12 @@ TEST(Url, EmptyPathAndQueryOnly) {
   EXPECT_EQ(parse_url("https://h#x")->target, "/");
   EXPECT_EQ(parse_url("https://h?q=1")->target, "/?q=1");
   EXPECT_EQ(parse_url("http://h:")->port, 80);  // empty port = default (RFC 3986)
+  // Leading zeros, as check-config accepts them (found by url_fuzz).
+  EXPECT_EQ(parse_url("https://h:000443/")->port, 443);
+  EXPECT_EQ(parse_url("https://h:0000000000000000008080")->port, 8080);
+  EXPECT_FALSE(parse_url("https://h:0000000000000000065536"));
+  EXPECT_FALSE(parse_url("https://h:99999999999999999999"));
+  EXPECT_FALSE(parse_url("https://h:00000"));
 }
 
 TEST(Url, Ipv4AndIpv6Literals) {
