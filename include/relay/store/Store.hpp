@@ -141,7 +141,10 @@ class Store {
   virtual std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
   count_by_webhook_status() = 0;
   /// The stored event with its deliveries (duplicate=false), as intake answered it.
-  virtual std::optional<EventReceipt> get_event(const std::string& id) = 0;
+  /// Not pure so that test doubles need not provide it; this default throws StoreError.
+  virtual std::optional<EventReceipt> get_event(const std::string& id) {
+    throw StoreError("get_event(" + id + ") is not supported by this store");
+  }
   /// True when the writer runs and the last group committed (for /readyz). Cheap: no I/O on
   /// the caller's thread. After a storage failure it is false; each call then (at most once a
   /// second) queues a tiny probe write, so it turns true again once the disk recovers even
