@@ -205,7 +205,8 @@ class SqliteStore final : public Store {
 
   void record_attempt(AttemptRecord record, WriteCallback done) override {
     WriteRequest req;
-    req.apply = [record = std::move(record)](Connection& c) {
+    req.apply = [this, record = std::move(record)](Connection& c) {
+      if (record.new_status == DeliveryStatus::kPaused) paused_counts_.clear();
       const auto now_text = format_rfc3339_ms(common::now_ms());
       auto& insert = c.cached(
           "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
