@@ -165,8 +165,14 @@ int run_serve(const std::string& config_path) {
     spdlog::critical("cannot open the database: {}", e.what());
     return 1;
   }
-  if (const auto n = store->recover_interrupted(common::now_ms()); n > 0) {
-    spdlog::warn("{} deliveries were interrupted by a crash or kill; they are due again now", n);
+  try {
+    if (const auto n = store->recover_interrupted(common::now_ms()); n > 0) {
+      spdlog::warn("{} deliveries were interrupted by a crash or kill; they are due again now", n);
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot recover interrupted deliveries: {}", e.what());
+    store->close();
+    return 1;
   }
 
   const unsigned threads = std::max(2U, std::thread::hardware_concurrency());

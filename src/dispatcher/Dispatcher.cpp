@@ -87,7 +87,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   bool claiming = false;
   bool dirty = false;
-  std::size_t in_flight = 0;
+  std::size_t in_flight = 0;   // HTTP attempts under way (bounded by the concurrency limits)
+  std::size_t unrecorded = 0;  // finished attempts whose record is not committed yet
   std::unordered_map<std::string, int> busy_per_webhook;  // in flight + ready
   std::deque<store::DueDelivery> ready;
   std::function<void(std::size_t)> shutdown_done;
@@ -242,7 +243,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
         record->new_status = store::DeliveryStatus::kFailed;
         break;
     }
+    // The HTTP slot is free as soon as the answer is in: the delivery stays `delivering` in the
+    // store until its record commits, so it cannot be claimed twice meanwhile, and the next
+    // attempts need not wait for this one's fsync.
+    net::post(strand,
+              [self = shared_from_this(), webhook_id] { self->attempt_finished(webhook_id); });
     write_record(std::move(record), std::move(webhook_id));
+  }
+
+  void attempt_finished(const std::string& webhook_id) {
+    --in_flight;
+    in_flight_seen = in_flight;
+    ++unrecorded;
+    release(webhook_id);
+    if (stopping) return;
+    start_ready();
+    maybe_claim();
   }
 
   void write_record(std::shared_ptr<store::AttemptRecord> record, std::string webhook_id) {
@@ -257,7 +273,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   void on_recorded(store::WriteStatus st, std::shared_ptr<store::AttemptRecord> record,
                    std::string webhook_id) {
     if (st == store::WriteStatus::kStorageUnavailable && !stopping) {
-      // Keep the slot and the result: the delivery stays `delivering` until the disk accepts
+      // Keep the result: the delivery stays `delivering` until the disk accepts
       // the record (and a crash meanwhile makes it due again: at-least-once).
       spdlog::warn(
           "delivery={} webhook={} attempt={}: cannot record attempt: storage "
@@ -269,20 +285,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
       });
       return;
     }
-    --in_flight;
-    in_flight_seen = in_flight;
-    release(webhook_id);
-    if (st == store::WriteStatus::kOk) log_outcome(*record, webhook_id);
+    --unrecorded;
+    if (st == store::WriteStatus::kOk) {
+      log_outcome(*record, webhook_id);
+      // The claim that followed the response ran before this commit and could not see the
+      // retry's due time: make sure the one timer covers it.
+      if (record->new_status == store::DeliveryStatus::kPending && record->next_attempt_at) {
+        arm_timer(*record->next_attempt_at);
+      }
+    }
     if (observer) {
       observer(webhook_id, std::string(store::to_string(record->outcome)).c_str(),
                record->duration_ms);
     }
-    if (stopping) {
-      if (in_flight == 0) finish_shutdown();
-      return;
-    }
-    start_ready();
-    maybe_claim();
+    if (stopping && in_flight == 0 && unrecorded == 0) finish_shutdown();
   }
 
   void log_outcome(const store::AttemptRecord& r, const std::string& webhook_id) {
@@ -316,7 +332,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     shutdown_done = std::move(done);
     // Claimed but not started: left `delivering`, recovered (due now) at the next start.
     ready.clear();
-    if (in_flight == 0) {
+    if (in_flight == 0 && unrecorded == 0) {
       finish_shutdown();
       return;
     }

@@ -121,6 +121,7 @@ class FakeStore final : public store::Store {
   count_by_webhook_status() override {
     return {};
   }
+  std::optional<store::EventReceipt> get_event(const std::string&) override { return std::nullopt; }
   bool writable() override {
     writable_calls_from = std::this_thread::get_id();
     return is_writable;
