@@ -36,6 +36,8 @@ constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
 // Due work exists but nothing could be claimed (e.g. a webhook absent from the config):
 // look again at this pace rather than in a hot loop.
 constexpr std::chrono::milliseconds kIdleRecheck{1000};
+// Deliveries claimed ahead, as a multiple of the concurrency limits (see `ready`).
+constexpr std::size_t kPrefetch = 2;
 
 std::optional<std::string> find_header(const delivery::Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
@@ -89,8 +91,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   bool dirty = false;
   std::size_t in_flight = 0;   // HTTP attempts under way (bounded by the concurrency limits)
   std::size_t unrecorded = 0;  // finished attempts whose record is not committed yet
-  std::unordered_map<std::string, int> busy_per_webhook;  // in flight + ready
-  std::deque<store::DueDelivery> ready;
+  std::unordered_map<std::string, int> busy_per_webhook;      // in flight + ready
+  std::unordered_map<std::string, int> inflight_per_webhook;  // in flight only
+  // Claimed and waiting for a free slot, per webhook. Claiming ahead (kPrefetch × the limits)
+  // overlaps the claim's commit with the attempts under way instead of idling through it.
+  std::unordered_map<std::string, std::deque<store::DueDelivery>> ready;
+  std::size_t ready_count = 0;
   std::function<void(std::size_t)> shutdown_done;
 
   std::atomic<std::uint64_t> succeeded{0};
@@ -108,15 +114,16 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     }
     const auto cfg = config();
     const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
-    const std::size_t busy = in_flight + ready.size();
-    if (busy >= concurrency) return;
-    const int global_free = static_cast<int>(concurrency - busy);
+    const std::size_t busy = in_flight + ready_count;
+    if (busy >= concurrency * kPrefetch) return;
+    const int global_free = static_cast<int>(concurrency * kPrefetch - busy);
     std::vector<std::pair<std::string, int>> limits;
     for (const auto& wh : cfg->webhooks) {
       if (!wh.enabled) continue;
       const auto it = busy_per_webhook.find(wh.id);
       const int used = it == busy_per_webhook.end() ? 0 : it->second;
-      const int free = std::min(cfg->delivery.per_webhook_concurrency - used, global_free);
+      const int free = std::min(
+          cfg->delivery.per_webhook_concurrency * static_cast<int>(kPrefetch) - used, global_free);
       if (free > 0) limits.emplace_back(wh.id, free);
     }
     if (limits.empty()) return;
@@ -142,7 +149,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     const bool got_work = !result.claimed.empty();
     for (auto& d : result.claimed) {
       ++busy_per_webhook[d.webhook_id];
-      ready.push_back(std::move(d));
+      ++ready_count;
+      auto& queue = ready[d.webhook_id];
+      queue.push_back(std::move(d));
     }
     start_ready();
     const auto now = common::now_ms();
@@ -170,12 +179,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void start_ready() {
+    if (ready_count == 0 || stopping) return;
     const auto cfg = config();
     const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
-    while (!ready.empty() && in_flight < concurrency && !stopping) {
-      auto d = std::move(ready.front());
-      ready.pop_front();
-      start_attempt(*cfg, std::move(d));
+    for (auto it = ready.begin(); it != ready.end() && in_flight < concurrency;) {
+      auto& queue = it->second;
+      int& running_here = inflight_per_webhook[it->first];
+      while (!queue.empty() && in_flight < concurrency &&
+             running_here < cfg->delivery.per_webhook_concurrency) {
+        auto d = std::move(queue.front());
+        queue.pop_front();
+        --ready_count;
+        start_attempt(*cfg, std::move(d));
+      }
+      it = queue.empty() ? ready.erase(it) : std::next(it);
     }
   }
 
@@ -192,6 +209,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     ++in_flight;
+    ++inflight_per_webhook[d.webhook_id];
     in_flight_seen = in_flight;
     const int attempt_number = d.attempt_count + 1;
     auto request = delivery::build_request(*wh, cfg.delivery, d.delivery_id, d.event_type,
@@ -253,6 +271,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
 
   void attempt_finished(const std::string& webhook_id) {
     --in_flight;
+    if (auto it = inflight_per_webhook.find(webhook_id);
+        it != inflight_per_webhook.end() && --it->second <= 0) {
+      inflight_per_webhook.erase(it);
+    }
     in_flight_seen = in_flight;
     ++unrecorded;
     release(webhook_id);
@@ -332,6 +354,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     shutdown_done = std::move(done);
     // Claimed but not started: left `delivering`, recovered (due now) at the next start.
     ready.clear();
+    ready_count = 0;
     if (in_flight == 0 && unrecorded == 0) {
       finish_shutdown();
       return;

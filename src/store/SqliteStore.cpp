@@ -583,6 +583,9 @@ class SqliteStore final : public Store {
       }
     }
     c.exec("PRAGMA synchronous=FULL");
+    // A long read transaction lets the WAL grow; after the next checkpoint resets it, give the
+    // space back instead of keeping the high-water mark forever.
+    c.exec("PRAGMA journal_size_limit=16777216");
     for (auto v = version + 1; v <= known; ++v) {
       c.exec("BEGIN IMMEDIATE");
       try {
