@@ -72,6 +72,13 @@ TEST(IntakeParse, InvalidJsonIs400) {
   expect_error(single("[1,2]"), 400, "invalid_json");
   expect_error(single("\"text\""), 400, "invalid_json");
   expect_error(single("null"), 400, "invalid_json");
+  // A NUL byte would end nlohmann's input and hide what follows (found by intake_fuzz).
+  using namespace std::string_literals;
+  expect_error(single("{\"event\":\"ticket.created\",\"data\":{}}\0 trailing"s), 400,
+               "invalid_json");
+  expect_error(single("{\"event\":\"ticket.created\",\"data\":{}}\0"s), 400, "invalid_json");
+  expect_error(batch("{\"events\":[{\"event\":\"ticket.created\",\"data\":{}}]}\0]"s), 400,
+               "invalid_json");
 }
 
 TEST(IntakeParse, BadFieldTypesAre400) {
