@@ -181,6 +181,10 @@ int run_serve(const std::string& config_path) {
 
   delivery::ClientOptions client_options;
   client_options.ca_file = initial->delivery.ca_file;
+  // Every attempt a webhook may have in flight can go back to the pool: otherwise connections
+  // beyond the idle cap are closed after each answer and re-opened (TCP + TLS) for the next.
+  client_options.max_idle_per_origin =
+      static_cast<std::size_t>(std::max(16, initial->delivery.per_webhook_concurrency));
   delivery::HttpClientPool client(io, client_options);
   dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
   Metrics metrics;

@@ -85,6 +85,9 @@ struct WriteRequest {
   std::function<void(Connection&)> apply;
   std::function<void(WriteStatus)> complete;
   bool counts_against_limit = false;
+  // false: losing this write in a power cut is harmless (a claim: the delivery simply stays
+  // pending), so it may commit without waiting for an fsync.
+  bool durable = true;
 };
 
 void configure_connection(Connection& c) {
@@ -160,6 +163,7 @@ class SqliteStore final : public Store {
                  ClaimCallback done) override {
     auto result = std::make_shared<ClaimResult>();
     WriteRequest req;
+    req.durable = false;
     req.apply = [this, now, limits = std::move(limits), result](Connection& c) {
       *result = ClaimResult{};
       const auto now_text = format_rfc3339_ms(now);
@@ -583,6 +587,9 @@ class SqliteStore final : public Store {
       }
     }
     c.exec("PRAGMA synchronous=FULL");
+    // The writer walks the due/webhook indexes all the time: keep them in SQLite's cache rather
+    // than re-reading pages from the OS (16 MiB; the default is 2 MiB).
+    c.exec("PRAGMA cache_size=-16384");
     // A long read transaction lets the WAL grow; after the next checkpoint resets it, give the
     // space back instead of keeping the high-water mark forever.
     c.exec("PRAGMA journal_size_limit=16777216");
@@ -757,6 +764,8 @@ class SqliteStore final : public Store {
       writer_running_ = true;
     }
     std::vector<WriteRequest> group;
+    std::vector<WriteRequest> fast;
+    std::vector<WriteRequest> durable;
     std::vector<WriteStatus> results;
     while (true) {
       {
@@ -778,26 +787,43 @@ class SqliteStore final : public Store {
                        nullptr);
         }
       }
-      run_group(group, results);
-      for (auto& [webhook, n] : group_drops_) {
-        spdlog::warn("webhook={}: dropped {} oldest paused deliveries (more than max_queued)",
-                     webhook, n);
+      // Claims go first, in a transaction of their own committed without an fsync (WAL with
+      // synchronous=NORMAL; the next durable commit's fsync covers it): the dispatcher waits for
+      // claims, and they need not survive a power cut. Everything else stays durable.
+      fast.clear();
+      durable.clear();
+      for (auto& r : group) (r.durable ? durable : fast).push_back(std::move(r));
+      if (!fast.empty()) {
+        sqlite3_exec(writer_conn_->get(), "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+        process(fast, results);
+        sqlite3_exec(writer_conn_->get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
       }
-      group_drops_.clear();
-      for (std::size_t i = 0; i < group.size(); ++i) {
-        if (!group[i].complete) continue;
-        try {
-          group[i].complete(results[i]);
-        } catch (const std::exception& e) {
-          spdlog::error("store write callback threw: {}", e.what());
-        } catch (...) {
-          spdlog::error("store write callback threw");
-        }
-      }
+      if (!durable.empty()) process(durable, results);
       group.clear();  // release captured state before sleeping
+      fast.clear();
+      durable.clear();
     }
     std::lock_guard lock(mutex_);
     writer_running_ = false;
+  }
+
+  void process(std::vector<WriteRequest>& group, std::vector<WriteStatus>& results) {
+    run_group(group, results);
+    for (auto& [webhook, n] : group_drops_) {
+      spdlog::warn("webhook={}: dropped {} oldest paused deliveries (more than max_queued)",
+                   webhook, n);
+    }
+    group_drops_.clear();
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (!group[i].complete) continue;
+      try {
+        group[i].complete(results[i]);
+      } catch (const std::exception& e) {
+        spdlog::error("store write callback threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("store write callback threw");
+      }
+    }
   }
 
   // One transaction for the whole group; each request in its own savepoint. A request that
@@ -819,9 +845,10 @@ class SqliteStore final : public Store {
     for (std::size_t i = 0; i < group.size() && !storage_failure; ++i) {
       request_drops_.clear();
       try {
-        c.exec("SAVEPOINT req");
+        // Prepared once: at one savepoint per request, parsing the SQL every time showed up.
+        c.cached("SAVEPOINT req").run();
         group[i].apply(c);
-        c.exec("RELEASE req");
+        c.cached("RELEASE req").run();
         results[i] = WriteStatus::kOk;
         for (auto& [webhook, n] : request_drops_) group_drops_[webhook] += n;
       } catch (const SqliteError& e) {
