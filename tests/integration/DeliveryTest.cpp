@@ -16,6 +16,7 @@
 #include "TestCerts.hpp"
 #include "TestConfig.hpp"
 #include "TestReceiver.hpp"
+#include "Waiting.hpp"
 #include "relay/common/Version.hpp"
 
 namespace relay::testing {
@@ -26,25 +27,10 @@ using relay::test::Reply;
 using relay::test::TestCerts;
 using relay::test::TestReceiver;
 
-bool wait_until(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return condition();
-}
-
-const TestCerts& certs() {
-  static const TestCerts c;
-  return c;
-}
-
 class DeliveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    certs().write_pem_files(dir_.path());
+    test_certs().write_pem_files(dir_.path());
     cfg_.port = free_port();
     cfg_.db = dir_.path() / "relayd.db";
     set_delivery(true);
@@ -67,7 +53,7 @@ class DeliveryTest : public ::testing::Test {
   std::unique_ptr<TestReceiver> https_receiver() {
     relay::test::ReceiverOptions o;
     o.tls = true;
-    o.certificate = certs().server();
+    o.certificate = test_certs().server();
     return std::make_unique<TestReceiver>(o);
   }
 
@@ -300,7 +286,7 @@ TEST_F(DeliveryTest, UntrustedCertificateAndWrongHostNameAreRetried) {
   untrusted.certificate = TestCerts::self_signed();
   TestReceiver self_signed(untrusted);
   relay::test::ReceiverOptions wrong_name;
-  wrong_name.certificate = certs().make_leaf({"wrong.example"}, {});
+  wrong_name.certificate = test_certs().make_leaf({"wrong.example"}, {});
   TestReceiver misnamed(wrong_name);
   add_webhook("selfsigned", self_signed.url());
   add_webhook("misnamed", misnamed.url("/hook", "localhost"));

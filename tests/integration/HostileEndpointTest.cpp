@@ -41,6 +41,7 @@
 #include "TestCerts.hpp"
 #include "TestConfig.hpp"
 #include "TestReceiver.hpp"
+#include "Waiting.hpp"
 
 namespace relay::testing {
 namespace {
@@ -55,21 +56,6 @@ constexpr std::size_t kMaxResponseBody = 64 * 1024;  // ClientOptions::max_respo
 // Peak RSS allowed for relayd after a 50 MB body and an endless one: generous, since a baseline
 // daemon is ~10-30 MB; reading either body whole would blow through it.
 constexpr long kMaxRssKb = 200 * 1024;
-
-bool wait_until(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return condition();
-}
-
-const TestCerts& certs() {
-  static const TestCerts c;
-  return c;
-}
 
 // "VmRSS" / "VmHWM" of a process in kB, from /proc/<pid>/status; -1 when absent.
 long proc_status_kb(pid_t pid, const std::string& field) {
@@ -308,7 +294,7 @@ struct AttemptRow {
 class HostileEndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    certs().write_pem_files(dir_.path());
+    test_certs().write_pem_files(dir_.path());
     cfg_.port = free_port();
     cfg_.db = dir_.path() / "relayd.db";
     // A 2 s deadline for the whole attempt; retries 1 s apart so the second attempt (which the
@@ -318,13 +304,13 @@ class HostileEndpointTest : public ::testing::Test {
         "  retry_schedule: [0s, 1s, 1s, 1s, 1s, 1s]\n  ca_file: " +
         (dir_.path() / "ca.pem").string() + "\n  allow_private_networks: true\n";
     relay::test::ReceiverOptions o;
-    o.certificate = certs().server();
+    o.certificate = test_certs().server();
     good_ = std::make_unique<TestReceiver>(o);
   }
 
   static std::unique_ptr<TestReceiver> https_receiver() {
     relay::test::ReceiverOptions o;
-    o.certificate = certs().server();
+    o.certificate = test_certs().server();
     return std::make_unique<TestReceiver>(o);
   }
 
@@ -507,7 +493,7 @@ class RawCase : public HostileEndpointTest {
                        if (tls_on_first && !(conn.tls_accept() && conn.read_request())) return;
                        hostile(conn);
                      }),
-                     &certs().server());
+                     &test_certs().server());
     start(server.url());
     const auto id = post("ticket.created");
     const auto a = first_attempt(id);

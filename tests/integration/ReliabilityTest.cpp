@@ -28,6 +28,7 @@
 #include "TestCerts.hpp"
 #include "TestConfig.hpp"
 #include "TestReceiver.hpp"
+#include "Waiting.hpp"
 
 namespace relay::testing {
 namespace {
@@ -36,21 +37,6 @@ using nlohmann::json;
 using relay::test::TestCerts;
 using relay::test::TestReceiver;
 using SteadyClock = std::chrono::steady_clock;
-
-bool wait_until(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
-}
-
-const TestCerts& certs() {
-  static const TestCerts c;
-  return c;
-}
 
 long long ms_since(SteadyClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count();
@@ -139,7 +125,7 @@ class ReliabilityTest : public ::testing::Test {
   static constexpr int kPerWebhook = 4;
 
   void SetUp() override {
-    certs().write_pem_files(dir_.path());
+    test_certs().write_pem_files(dir_.path());
     cfg_.port = free_port();
     cfg_.db = dir_.path() / "relayd.db";
     cfg_.delivery_yaml = "  concurrency: " + std::to_string(kConcurrency) +
@@ -148,7 +134,7 @@ class ReliabilityTest : public ::testing::Test {
                          "  ca_file: " +
                          (dir_.path() / "ca.pem").string() + "\n  allow_private_networks: true\n";
     relay::test::ReceiverOptions o;
-    o.certificate = certs().server();
+    o.certificate = test_certs().server();
     healthy_ = std::make_unique<TestReceiver>(o);
   }
 

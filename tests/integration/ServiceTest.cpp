@@ -16,6 +16,7 @@
 #include "TestCerts.hpp"
 #include "TestConfig.hpp"
 #include "TestReceiver.hpp"
+#include "Waiting.hpp"
 
 namespace relay::testing {
 namespace {
@@ -24,21 +25,6 @@ using nlohmann::json;
 using relay::test::Reply;
 using relay::test::TestCerts;
 using relay::test::TestReceiver;
-
-bool wait_until(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return condition();
-}
-
-const TestCerts& certs() {
-  static const TestCerts c;
-  return c;
-}
 
 struct Hook {
   std::string id;
@@ -51,7 +37,7 @@ struct Hook {
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    certs().write_pem_files(dir_.path());
+    test_certs().write_pem_files(dir_.path());
     cfg_.port = free_port();
     cfg_.db = dir_.path() / "relayd.db";
     schedule_ = "[0s, 1s, 1s, 1s, 1s, 1s]";
@@ -60,7 +46,7 @@ class ServiceTest : public ::testing::Test {
 
   static std::unique_ptr<TestReceiver> make_receiver() {
     relay::test::ReceiverOptions o;
-    o.certificate = certs().server();
+    o.certificate = test_certs().server();
     return std::make_unique<TestReceiver>(o);
   }
 
