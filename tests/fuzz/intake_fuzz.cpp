@@ -285,12 +285,11 @@ void run_http(std::string_view bytes) {
     const auto n = parser.put(buffer, ec);
     RELAY_FUZZ_CHECK(n <= buffer.size());
     buffer += n;
-    if (ec == http::error::need_more) {
-      ec = {};
-    } else if (ec) {
-      return;  // 400 / 413 / 431 in the server
-    }
-    if (n == 0) break;  // no progress: the parser needs bytes beyond the input
+    // need_more: the input ends before the message. Beast's contract is to call put() again only
+    // with more bytes (its own read loop does); repeating the same bytes trips a Beast assertion.
+    if (ec == http::error::need_more) break;
+    if (ec) return;     // 400 / 413 / 431 in the server
+    if (n == 0) break;  // no progress
   }
   if (!parser.is_done()) {
     parser.put_eof(ec);
