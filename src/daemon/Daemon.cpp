@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <future>
 #include <iostream>
@@ -160,6 +161,16 @@ int run_serve(const std::string& config_path) {
   try {
     store::StoreOptions options;
     options.path = initial->storage.path;
+    // Tuning knob, not a config key: how many intake requests may wait for the writer before
+    // intake answers 503 overloaded (default 65,536). Documented in docs/operations.md.
+    if (const char* v = std::getenv("RELAYD_MAX_QUEUED_WRITES")) {
+      try {
+        options.max_queued_writes = std::max<std::size_t>(1, std::stoul(v));
+      } catch (const std::exception&) {
+        spdlog::critical("RELAYD_MAX_QUEUED_WRITES must be a positive integer");
+        return 1;
+      }
+    }
     store = store::open_sqlite_store(options);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the database: {}", e.what());

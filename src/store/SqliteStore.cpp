@@ -744,8 +744,11 @@ class SqliteStore final : public Store {
     {
       std::unique_lock lock(mutex_);
       if (!closed_) {
-        if (req.counts_against_limit && queue_.size() >= options_.max_queued_writes) {
-          return false;
+        // Only intake counts: claims and attempt records are bounded by the dispatcher's
+        // concurrency and must not crowd out (or be crowded out by) events.
+        if (req.counts_against_limit) {
+          if (queued_intake_ >= options_.max_queued_writes) return false;
+          ++queued_intake_;
         }
         queue_.push_back(std::move(req));
         lock.unlock();
@@ -775,6 +778,7 @@ class SqliteStore final : public Store {
         const auto n = std::min(queue_.size(), std::max<std::size_t>(options_.max_group, 1));
         group.clear();
         for (std::size_t i = 0; i < n; ++i) {
+          if (queue_.front().counts_against_limit) --queued_intake_;
           group.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
@@ -984,6 +988,7 @@ class SqliteStore final : public Store {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<WriteRequest> queue_;
+  std::size_t queued_intake_ = 0;  // requests in queue_ that count against max_queued_writes
   bool closed_ = false;
   bool writer_running_ = false;
   bool last_commit_ok_ = true;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -351,6 +352,47 @@ TEST_F(IntakeTest, SigkillRightAfterAckLosesNothing) {
   daemon_->start(cfg_.port);
   HttpTestClient again("127.0.0.1", cfg_.port);
   EXPECT_EQ(again.post_json("/v1/events", R"({"event":"ticket.created","data":{}})").status, 202);
+}
+
+TEST_F(IntakeTest, FullWriteQueueAnswers503OverloadedAtOnce) {
+  daemon_ = std::make_unique<DaemonProcess>(dir_.path(), cfg_.yaml());
+  daemon_->start(cfg_.port, {{"RELAYD_MAX_QUEUED_WRITES", "2"}});
+  client_ = std::make_unique<HttpTestClient>("127.0.0.1", cfg_.port);
+  // An operator's write transaction holds the database: relayd's writer waits for it (up to its
+  // busy timeout), so intake requests pile up behind the writer.
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open(cfg_.db.c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::vector<std::thread> threads;
+  std::vector<int> statuses(8, 0);
+  std::vector<std::string> codes(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 * i));
+      HttpTestClient c("127.0.0.1", cfg_.port);
+      const auto r = c.post_json("/v1/events", R"({"event":"ticket.created","data":{}})");
+      statuses[static_cast<std::size_t>(i)] = r.status;
+      if (r.status == 503) codes[static_cast<std::size_t>(i)] = error_code(r);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(lock);
+  for (auto& t : threads) t.join();
+  int overloaded = 0;
+  int accepted = 0;
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    if (statuses[i] == 503 && codes[i] == "overloaded") ++overloaded;
+    if (statuses[i] == 202) ++accepted;
+  }
+  EXPECT_GE(overloaded, 1);
+  EXPECT_GE(accepted, 1);
+  EXPECT_EQ(overloaded + accepted, 8);
+  // The queue drains once the lock is gone, and intake is normal again.
+  const auto after = post(R"({"event":"ticket.created","data":{}})");
+  EXPECT_EQ(after.status, 202) << after.body << daemon_->log();
+  Db db(cfg_.db);
+  EXPECT_EQ(db.count("SELECT count(*) FROM events"), accepted + 1);
 }
 
 TEST_F(IntakeTest, ReadyzReportsReady) {
