@@ -28,6 +28,10 @@ class TempDir {
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();
 
+/// A listening socket on 127.0.0.1 with a kernel-chosen port (stored in `port`), for tests'
+/// hand-made servers. Throws std::runtime_error naming `who` when it cannot listen.
+int listen_on_loopback(int backlog, std::uint16_t& port, const char* who);
+
 void write_file(const std::filesystem::path& path, const std::string& text);
 std::string read_file(const std::filesystem::path& path);
 

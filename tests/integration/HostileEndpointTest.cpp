@@ -191,18 +191,7 @@ class RawServer {
       : handler_(std::move(handler)) {
     ::signal(SIGPIPE, SIG_IGN);  // SSL_write on a connection relayd dropped
     if (tls != nullptr) ctx_ = make_server_context(*tls);
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(listen_fd_, 64) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("RawServer: cannot listen");
-    }
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = listen_on_loopback(64, port_, "RawServer");
     accept_thread_ = std::thread([this] { accept_loop(); });
   }
 

@@ -49,17 +49,7 @@ long long ms_since(SteadyClock::time_point t) {
 class BlackHole {
  public:
   BlackHole() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(fd_, 128) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("BlackHole: cannot listen");
-    }
-    port_ = ntohs(addr.sin_port);
+    fd_ = listen_on_loopback(128, port_, "BlackHole");
     thread_ = std::thread([this] { run(); });
   }
   ~BlackHole() {
