@@ -119,8 +119,14 @@ CertPtr make_cert(EVP_PKEY* key, const std::string& common_name, bool is_ca, X50
 
 std::string san_of(const std::vector<std::string>& dns, const std::vector<std::string>& ips) {
   std::string san;
-  for (const auto& d : dns) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
-  for (const auto& ip : ips) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict for `"," + std::string`.
+  const auto add = [&san](std::string_view kind, const std::string& value) {
+    if (!san.empty()) san += ',';
+    san += kind;
+    san += value;
+  };
+  for (const auto& d : dns) add("DNS:", d);
+  for (const auto& ip : ips) add("IP:", ip);
   return san;
 }
 
