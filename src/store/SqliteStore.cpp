@@ -320,30 +320,64 @@ class SqliteStore final : public Store {
 
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                           WriteCallback done) override {
+    set_paused_chunk(std::move(webhook_id), paused, max_queued, format_rfc3339_ms(common::now_ms()),
+                     std::nullopt, std::move(done));
+  }
+
+  // One chunk of a pause or resume: a million paused deliveries resumed by one UPDATE held the
+  // writer for seconds, and intake behind it. Each chunk is its own write request, so other
+  // requests interleave; the next chunk is queued after this one commits. All chunks use the
+  // same `now`, so resumed deliveries keep their order (next_attempt_at, then rowid). A newer
+  // call for the same webhook (a reload meanwhile) makes the rest of an older one moot.
+  void set_paused_chunk(std::string webhook_id, bool paused, std::size_t max_queued,
+                        std::string now, std::optional<std::uint64_t> generation,
+                        WriteCallback done) {
+    auto more = std::make_shared<bool>(false);
+    auto gen = std::make_shared<std::uint64_t>(generation.value_or(0));
     WriteRequest req;
-    req.apply = [this, webhook_id = std::move(webhook_id), paused, max_queued](Connection& c) {
+    req.apply = [this, webhook_id, paused, max_queued, now, generation, more, gen](Connection& c) {
       paused_counts_.clear();
-      const auto now = format_rfc3339_ms(common::now_ms());
+      *more = false;
+      if (!generation) {
+        *gen = ++pause_generation_[webhook_id];
+      } else if (pause_generation_[webhook_id] != *generation) {
+        return;  // superseded
+      }
+      const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
       if (paused) {
         auto& s = c.cached(
             "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, updated_at = ?2 "
-            "WHERE webhook_id = ?1 AND status = 'pending'");
+            "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
+            "status = 'pending' LIMIT ?3)");
         StatementScope u(s);
         u->bind(1, webhook_id);
         u->bind(2, now);
+        u->bind(3, chunk);
         u->run();
-        enforce_paused_cap(c, webhook_id, max_queued, now);
+        *more = c.changes() == chunk;
+        if (!*more) enforce_paused_cap(c, webhook_id, max_queued, now);
       } else {
         auto& s = c.cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 "
-            "WHERE webhook_id = ?1 AND status = 'paused'");
+            "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
+            "status = 'paused' ORDER BY next_attempt_at, rowid LIMIT ?3)");
         StatementScope u(s);
         u->bind(1, webhook_id);
         u->bind(2, now);
+        u->bind(3, chunk);
         u->run();
+        *more = c.changes() == chunk;
       }
     };
-    req.complete = std::move(done);
+    req.complete = [this, webhook_id, paused, max_queued, now, more, gen,
+                    done = std::move(done)](WriteStatus st) mutable {
+      if (st == WriteStatus::kOk && *more) {
+        set_paused_chunk(std::move(webhook_id), paused, max_queued, std::move(now), *gen,
+                         std::move(done));
+        return;
+      }
+      if (done) done(st);
+    };
     enqueue(std::move(req));
   }
 
@@ -1032,8 +1066,9 @@ class SqliteStore final : public Store {
 
   // Writer thread only.
   std::unordered_map<std::string, std::int64_t> paused_counts_;
-  std::unordered_map<std::string, std::int64_t> request_drops_;  // by the running request
-  std::unordered_map<std::string, std::int64_t> group_drops_;    // by committed requests
+  std::unordered_map<std::string, std::int64_t> request_drops_;      // by the running request
+  std::unordered_map<std::string, std::int64_t> group_drops_;        // by committed requests
+  std::unordered_map<std::string, std::uint64_t> pause_generation_;  // see set_paused_chunk
 
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;

@@ -29,6 +29,9 @@ struct StoreOptions {
   std::size_t max_queued_writes = 65536;
   /// Upper bound on requests folded into one transaction.
   std::size_t max_group = 4096;
+  /// Rows changed per write request when a webhook is paused or resumed (bulk status changes
+  /// are split so that intake and delivery writes interleave with them).
+  std::size_t bulk_chunk = 5000;
   /// `PRAGMA quick_check` at open reads the whole file, so it runs only when the file is at
   /// most this size (0: never). Larger files get the cheap checks only (header, application
   /// id, schema version, schema parse); corruption found later fails the affected writes with
@@ -112,7 +115,8 @@ class Store {
   /// Webhook disabled (paused=true): its pending deliveries become paused, capped at
   /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
   /// deliveries become pending, due now, oldest first (insertion order). "now" is the wall
-  /// clock at the time of the write.
+  /// clock at the call. Done in chunks of `StoreOptions::bulk_chunk` rows,
+  /// each its own commit; `done` runs once, after the last.
   virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                                   WriteCallback done) = 0;
 

@@ -414,6 +414,66 @@ TEST(StoreWebhooks, PausedCapDropsOldestAndResumeKeepsOrder) {
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='delivering'"), "3");
 }
 
+TEST(StoreWebhooks, ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  StoreOptions o;
+  o.bulk_chunk = 10;
+  auto s = open(db, o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 35; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 1000)})});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  const auto commits_before = s->stats().commits;
+  // The resume and an intake request are queued together: the intake commits between two
+  // chunks instead of after all of them.
+  std::promise<WriteStatus> resumed;
+  std::promise<std::uint64_t> intake_commit;
+  s->set_webhook_paused("crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); });
+  s->submit_events(
+      {event("evt_new", {pending("billing")})},
+      [&](WriteStatus, std::vector<EventReceipt>) { intake_commit.set_value(s->stats().commits); });
+  EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
+  const auto commits_after = s->stats().commits;
+  EXPECT_GE(commits_after - commits_before, 4U);  // chunks of 10+10+10+5 (the intake may share one)
+  EXPECT_LT(intake_commit.get_future().get(), commits_after);
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM deliveries WHERE webhook_id='crm' AND "
+                  "status='pending'"),
+            "35");
+  EXPECT_EQ(query(db,
+                  "SELECT count(DISTINCT next_attempt_at) FROM deliveries WHERE "
+                  "webhook_id='crm'"),
+            "1");
+  const auto c = claim(*s, {{"crm", 100}});
+  ASSERT_EQ(c.claimed.size(), 35U);
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(c.claimed[i].delivery_id, ids[i]);
+
+  // Pause 25 pending ones in chunks, capped at 7: the cap applies once all are paused.
+  for (int i = 0; i < 25; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 7, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "7");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='dropped'"), "18");
+}
+
+TEST(StoreWebhooks, ANewerPauseSupersedesTheRestOfAResumeInProgress) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  StoreOptions o;
+  o.bulk_chunk = 5;
+  auto s = open(db, o);
+  for (int i = 0; i < 40; ++i)
+    submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 1000)})});
+  // Resume, then (a reload later) pause again before the resume's chunks are done: whatever the
+  // interleaving, the last word wins and every delivery ends paused.
+  std::promise<WriteStatus> resumed;
+  s->set_webhook_paused("crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); });
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 1000, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "40");
+}
+
 TEST(StoreRetention, PruneBeforeRemovesExactlyOlderRowsInBatches) {
   TempDir dir;
   const auto db = dir.file("r.db");
