@@ -10,6 +10,9 @@
 //   relay_bench_tool drain RECEIVER_LOG [--since NS]
 //       delivery throughput from a receiver log: 2xx unique deliveries per second from NS (or
 //       the first request) to the last 2xx; failures, duplicates, peak one-second rates
+//   relay_bench_tool blackhole PORT SECONDS
+//       a dead endpoint: listens on 127.0.0.1:PORT for SECONDS but never accepts, so TCP
+//       connects succeed (the kernel's backlog) and requests are never answered
 //
 // Exit status: 0 ok, 1 unreadable input, 2 usage.
 
@@ -38,7 +41,8 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: relay_bench_tool free-port\n"
     "       relay_bench_tool join IDS_FILE RECEIVER_LOG\n"
-    "       relay_bench_tool drain RECEIVER_LOG [--since NS]\n";
+    "       relay_bench_tool drain RECEIVER_LOG [--since NS]\n"
+    "       relay_bench_tool blackhole PORT SECONDS\n";
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -55,6 +59,26 @@ int free_port() {
   }
   ::close(fd);
   std::printf("%u\n", ntohs(addr.sin_port));
+  return 0;
+}
+
+int blackhole(int port, int seconds) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 1;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 4096) != 0) {
+    std::perror("relay_bench_tool blackhole");
+    ::close(fd);
+    return 1;
+  }
+  // Never accept(): connections complete in the kernel and then hang until the client gives up.
+  ::sleep(static_cast<unsigned>(seconds));
+  ::close(fd);
   return 0;
 }
 
@@ -223,6 +247,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() == 1 && args[0] == "free-port") return free_port();
   if (args.size() == 3 && args[0] == "join") return join(args[1], args[2]);
+  if (args.size() == 3 && args[0] == "blackhole") {
+    return blackhole(static_cast<int>(to_i64(args[1])), static_cast<int>(to_i64(args[2])));
+  }
   if ((args.size() == 2 || args.size() == 4) && args[0] == "drain") {
     std::int64_t since = 0;
     if (args.size() == 4) {
