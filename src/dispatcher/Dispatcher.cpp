@@ -238,6 +238,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     record->response_headers = headers_json(res.headers);
     record->response_body = printable_body(res.body);
     record->error = res.error;
+    // A body that broke off after the status line does not change the outcome (the status
+    // counts), but the attempt row says why the body is short.
+    if (record->error.empty() && !res.body_error.empty()) {
+      record->error = "response body cut off: " + res.body_error;
+    }
     std::optional<delivery::Duration> retry_after;
     if (res.status && (*res.status == 429 || *res.status == 503)) {
       if (auto v = find_header(res.headers, "retry-after")) {

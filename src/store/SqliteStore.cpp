@@ -232,12 +232,14 @@ class SqliteStore final : public Store {
         s->bind(11, to_string(record.outcome));
         s->run();
       }
+      // With a status, the status is the story (an error then only says the body broke off).
       std::optional<std::string> last_error;
-      if (!record.error.empty()) {
+      if (record.response_status) {
+        if (*record.response_status < 200 || *record.response_status > 299) {
+          last_error = "HTTP " + std::to_string(*record.response_status);
+        }
+      } else if (!record.error.empty()) {
         last_error = record.error;
-      } else if (record.response_status &&
-                 (*record.response_status < 200 || *record.response_status > 299)) {
-        last_error = "HTTP " + std::to_string(*record.response_status);
       }
       auto& update = c.cached(
           "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "

@@ -415,6 +415,7 @@ TEST_F(HostileEndpointTest, BodyDrippingPastTheDeadlineKeepsTheStatusThatArrived
   EXPECT_LT(a.body_length, 1000U);
   EXPECT_GE(a.duration_ms, 1900);
   EXPECT_LT(a.duration_ms, 10000);
+  EXPECT_EQ(a.error.rfind("response body cut off: ", 0), 0U) << a.error;
   EXPECT_EQ(status_of(id), "succeeded");
   expect_healthy();
 }
@@ -582,6 +583,7 @@ TEST_F(RawCase, CloseInTheMiddleOfASuccessBodyKeepsTheStatus) {
   EXPECT_EQ(a.outcome, "succeeded");
   EXPECT_EQ(a.status, "200");
   EXPECT_EQ(a.body, "0123456789");
+  EXPECT_EQ(a.error.rfind("response body cut off: ", 0), 0U) << a.error;
 }
 
 TEST_F(RawCase, CloseInTheMiddleOfAnErrorBodyIsRetriedWithItsStatus) {
@@ -591,6 +593,7 @@ TEST_F(RawCase, CloseInTheMiddleOfAnErrorBodyIsRetriedWithItsStatus) {
   EXPECT_EQ(a.outcome, "retry");
   EXPECT_EQ(a.status, "500");
   EXPECT_EQ(a.body, "0123456789");
+  EXPECT_EQ(a.error.rfind("response body cut off: ", 0), 0U) << a.error;
 }
 
 // ---- 1xx ------------------------------------------------------------------------------------
