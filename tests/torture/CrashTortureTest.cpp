@@ -8,6 +8,7 @@
 //   RELAYD_TORTURE_SEED=N      replay a run's random choices
 //   RELAYD_TORTURE_CYCLES=N    kill cycles (default 5, the CI mode; 100 for the long mode)
 //   RELAYD_TORTURE_CLIENTS=N   concurrent intake clients (default 24)
+//   RELAYD_TORTURE_KEEP=1      keep the database and relayd's log even when the test passes
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -96,7 +97,7 @@ class CrashTorture : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!HasFailure()) return;
+    if (!HasFailure() && std::getenv("RELAYD_TORTURE_KEEP") == nullptr) return;
     // Keep the evidence: TempDir removes the originals.
     const auto keep = fs::temp_directory_path() / ("relayd-torture-" + std::to_string(seed_));
     std::error_code ec;
@@ -147,10 +148,11 @@ class CrashTorture : public ::testing::Test {
   }
 
   void print_cycle(int cycle, const std::string& what, const AuditResult& r) {
-    std::cout << "cycle " << cycle + 1 << "/" << cycles_ << ": " << what << "; acked "
-              << ledger_->acked_count() << " of " << ledger_->event_count() << " posted; in db "
-              << r.events << " events, " << r.deliveries << " deliveries (" << r.unfinished
-              << " unfinished), " << r.attempts << " attempts; receiver " << receiver_->size()
+    std::cout << "cycle " << cycle + 1 << "/" << cycles_ << " (" << since_ms(started_) / 1000
+              << " s): " << what << "; acked " << ledger_->acked_count() << " of "
+              << ledger_->event_count() << " posted; in db " << r.events << " events, "
+              << r.deliveries << " deliveries (" << r.unfinished << " unfinished), " << r.attempts
+              << " attempts; receiver " << receiver_->size()
               << " requests; unrecorded at kills so far " << totals_.unrecorded << "; integrity "
               << (r.file_exists ? r.integrity : "(no file yet)") << std::endl;
   }
@@ -169,6 +171,7 @@ class CrashTorture : public ::testing::Test {
     return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
   }
 
+  Clock::time_point started_ = Clock::now();
   std::uint64_t seed_ = 0;
   int cycles_ = 0;
   int clients_ = 0;
@@ -186,7 +189,6 @@ class CrashTorture : public ::testing::Test {
 };
 
 TEST_F(CrashTorture, CyclesOfLoadAndSigkillLoseNothing) {
-  const auto started = Clock::now();
   audit_ = std::make_unique<DbAudit>(cfg_.db, *ledger_, kScheduleLength);
   std::uniform_int_distribution<int> percent(0, 99);
 
@@ -312,7 +314,7 @@ TEST_F(CrashTorture, CyclesOfLoadAndSigkillLoseNothing) {
             << " attempts in flight at a kill (made again), " << totals_.unrecorded_2xx
             << " of them accepted by the receiver, so delivered twice; " << totals_.stale_resends
             << " resent at once on a fresh connection; drain " << drain_ms << " ms; total "
-            << since_ms(started) / 1000.0 << " s" << std::endl;
+            << since_ms(started_) / 1000.0 << " s" << std::endl;
 }
 
 }  // namespace
