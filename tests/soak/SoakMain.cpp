@@ -239,6 +239,7 @@ struct Sample {
   std::array<std::uint64_t, kHookCount> requests{};  // what the receiver got, per hook
   ProcStat proc;
   double cpu_pct = 0;
+  double cpu_us_per_op = 0;  // relayd CPU time / (events acked + attempts made) in the window
   double wal_mb = 0;
   double db_mb = 0;
   double load1 = 0;
@@ -271,9 +272,10 @@ std::string table(const std::vector<Sample>& samples) {
   std::ostringstream out;
   out << "| t (s) | acked/s | non-2xx + errors | ack p50 ms | ack p99 ms | delivered/s (healthy) "
          "| 202→receipt p50 ms | 202→receipt p99 ms | healthy backlog | retrying | failing "
-         "attempts/s | RSS MB | fds | threads | WAL MB | DB MB | relayd CPU % | load avg |\n"
+         "attempts/s | RSS MB | fds | threads | WAL MB | DB MB | relayd CPU % | CPU µs/op | load "
+         "avg |\n"
       << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-         "---:|\n";
+         "---:|---:|\n";
   for (const auto& s : samples) {
     out << "| " << fmt("%.0f", s.t_s) << " | " << fmt("%.0f", s.acked_per_s) << " | " << s.bad
         << " | " << fmt("%.2f", s.ack_p50) << " | " << fmt("%.2f", s.ack_p99) << " | "
@@ -281,8 +283,8 @@ std::string table(const std::vector<Sample>& samples) {
         << fmt("%.2f", s.e2e_p99) << " | " << s.healthy_backlog << " | " << s.retrying << " | "
         << fmt("%.0f", s.failing_attempts_per_s) << " | " << fmt("%.1f", s.proc.rss_mb) << " | "
         << s.proc.fds << " | " << s.proc.threads << " | " << fmt("%.1f", s.wal_mb) << " | "
-        << fmt("%.0f", s.db_mb) << " | " << fmt("%.0f", s.cpu_pct) << " | " << fmt("%.2f", s.load1)
-        << " |\n";
+        << fmt("%.0f", s.db_mb) << " | " << fmt("%.0f", s.cpu_pct) << " | "
+        << fmt("%.0f", s.cpu_us_per_op) << " | " << fmt("%.2f", s.load1) << " |\n";
   }
   return out.str();
 }
@@ -316,12 +318,20 @@ constexpr int kDeliveryConcurrency = 128;  // delivery.concurrency of the soak c
 constexpr int kIdlePerOrigin = 16;         // the delivery client's idle pool per origin
 constexpr double kMaxWalMb = 64;           // journal_size_limit is 16 MiB
 constexpr double kLatencyFactor = 3;       // second half's median p99 vs the first half's
-constexpr double kLatencySlackMs = 20;
-constexpr double kBacklogFloor = 1000;
+// Plus an absolute allowance: on a shared machine a few busy windows move a 60 s run's median
+// p99 by ~400 ms (kernel autogroups share the CPU per session, whatever the other jobs' nice).
+constexpr double kLatencySlackMs = 500;
+// CPU time per unit of work does not depend on what else runs: growth means relayd does more
+// per event as its tables grow (a scan, a leak walked on every request).
+constexpr double kCpuPerOpFactor = 1.5;
+constexpr double kBacklogFloorSeconds = 2;
+// Medians forgive a bad window; this catches the window itself. A busy machine has pushed a
+// window's p99 to ~1 s in our runs; 5 s means relayd stopped keeping up for a while.
+constexpr double kMaxWindowP99Ms = 5000;
 
-Checks evaluate(const Options& o, const std::vector<Sample>& samples, const SoakLedger& ledger,
-                std::uint64_t scheduled, double drain_s, int exit_code, bool died,
-                const MetricsSnapshot& final_metrics) {
+Checks evaluate(const Options& o, const std::vector<Sample>& samples, const WindowStats& tail,
+                const SoakLedger& ledger, std::uint64_t scheduled, double drain_s, int exit_code,
+                bool died, const MetricsSnapshot& final_metrics) {
   Checks c;
   std::vector<const Sample*> first;
   std::vector<const Sample*> second;
@@ -343,20 +353,25 @@ Checks evaluate(const Options& o, const std::vector<Sample>& samples, const Soak
     for (const auto* s : v) values.push_back(static_cast<double>(field(*s)));
     return median(values);
   };
-  std::uint64_t acked = 0, non_2xx = 0, errors = 0;
+  // Answers that arrived after the last sample (a relayd that fell behind) are in `tail`:
+  // they count as answers, but not as intake achieved during the load.
+  std::uint64_t acked_in_load = 0;
+  std::uint64_t non_2xx = tail.non_2xx;
+  std::uint64_t errors = tail.transport_errors;
   for (const auto& s : samples) {
-    acked += s.acked;
+    acked_in_load += s.acked;
     non_2xx += s.non_2xx;
     errors += s.transport_errors;
   }
   const double offered = o.rate * o.duration_s;
   c.check(!died, "relayd ran the whole time");
-  c.check(static_cast<double>(acked) >= kMinIntakeShare * offered,
-          "intake: " + std::to_string(acked) + " events acked of " +
-              std::to_string(static_cast<std::uint64_t>(offered)) + " offered (" +
-              std::to_string(scheduled) +
-              " sent) = " + fmt("%.1f", 100.0 * static_cast<double>(acked) / offered) +
-              "% >= " + fmt("%.0f", 100 * kMinIntakeShare) + "%");
+  c.check(static_cast<double>(acked_in_load) >= kMinIntakeShare * offered,
+          "intake: " + std::to_string(acked_in_load) + " events acked during the load of " +
+              std::to_string(static_cast<std::uint64_t>(offered)) +
+              " offered = " + fmt("%.1f", 100.0 * static_cast<double>(acked_in_load) / offered) +
+              "% >= " + fmt("%.0f", 100 * kMinIntakeShare) + "% (" +
+              std::to_string(ledger.acked_total()) + " of " + std::to_string(scheduled) +
+              " sent were acked in the end)");
   c.check(non_2xx == 0 && errors == 0, "intake: no non-2xx answer (" + std::to_string(non_2xx) +
                                            ") and no transport error (" + std::to_string(errors) +
                                            ")");
@@ -372,9 +387,12 @@ Checks evaluate(const Options& o, const std::vector<Sample>& samples, const Soak
               " owed (>= " + fmt("%.0f", 100 * kMinKeepPace) + "%)");
   const double backlog1 = max_of(first, [](const Sample& s) { return s.healthy_backlog; });
   const double backlog2 = max_of(second, [](const Sample& s) { return s.healthy_backlog; });
-  c.check(backlog2 <= std::max(kBacklogFloor, 2 * backlog1),
+  // Healthy deliveries owed per second (0.95 x rate with the event mix of SoakLedger.cpp).
+  const double floor = kBacklogFloorSeconds * 0.95 * o.rate;
+  c.check(backlog2 <= std::max(floor, 2 * backlog1),
           "healthy backlog does not grow: second-half peak " + fmt("%.0f", backlog2) + " <= max(" +
-              fmt("%.0f", kBacklogFloor) + ", 2 x first-half peak " + fmt("%.0f", backlog1) + ")");
+              fmt("%.0f", floor) + " (2 s of deliveries), 2 x first-half peak " +
+              fmt("%.0f", backlog1) + ")");
   const auto missing = ledger.missing(10);
   std::string missing_text;
   for (const auto seq : missing) missing_text += " soak-" + std::to_string(seq);
@@ -407,12 +425,27 @@ Checks evaluate(const Options& o, const std::vector<Sample>& samples, const Soak
   const double ack2 = median_of(second, [](const Sample& s) { return s.ack_p99; });
   c.check(ack2 <= kLatencyFactor * ack1 + kLatencySlackMs,
           "intake latency flat: median of window p99s " + fmt("%.2f", ack2) +
-              " ms (second half) <= 3 x " + fmt("%.2f", ack1) + " ms (first half) + 20 ms");
+              " ms (second half) <= 3 x " + fmt("%.2f", ack1) + " ms (first half) + 500 ms");
   const double e2e1 = median_of(first, [](const Sample& s) { return s.e2e_p99; });
   const double e2e2 = median_of(second, [](const Sample& s) { return s.e2e_p99; });
   c.check(e2e2 <= kLatencyFactor * e2e1 + kLatencySlackMs,
           "202→receipt latency flat: median of window p99s " + fmt("%.2f", e2e2) +
-              " ms (second half) <= 3 x " + fmt("%.2f", e2e1) + " ms (first half) + 20 ms");
+              " ms (second half) <= 3 x " + fmt("%.2f", e2e1) + " ms (first half) + 500 ms");
+
+  const double cpu1 = median_of(first, [](const Sample& s) { return s.cpu_us_per_op; });
+  const double cpu2 = median_of(second, [](const Sample& s) { return s.cpu_us_per_op; });
+  c.check(cpu2 <= kCpuPerOpFactor * cpu1, "relayd CPU per operation flat: median " +
+                                              fmt("%.0f", cpu2) +
+                                              " µs per event or attempt (second half) <= 1.5 x " +
+                                              fmt("%.0f", cpu1) + " µs (first half)");
+  const double ack_worst = max_of(first, [](const Sample& s) { return s.ack_p99; });
+  const double ack_worst2 = max_of(second, [](const Sample& s) { return s.ack_p99; });
+  const double e2e_worst = std::max(max_of(first, [](const Sample& s) { return s.e2e_p99; }),
+                                    max_of(second, [](const Sample& s) { return s.e2e_p99; }));
+  c.check(std::max(ack_worst, ack_worst2) <= kMaxWindowP99Ms && e2e_worst <= kMaxWindowP99Ms,
+          "no stall: every window's p99 <= " + fmt("%.0f", kMaxWindowP99Ms) + " ms (worst intake " +
+              fmt("%.0f", std::max(ack_worst, ack_worst2)) + " ms, worst 202→receipt " +
+              fmt("%.0f", e2e_worst) + " ms)");
 
   auto attempts = [&](const std::string& hook, const std::string& outcome) {
     const auto it = final_metrics.attempts.find(hook);
@@ -536,6 +569,9 @@ int run(const Options& o) {
       s.failing_attempts_per_s = static_cast<double>(failing - previous_failing) / s.window_s;
       previous_failing = failing;
     }
+    const double ops =
+        static_cast<double>(s.acked + s.healthy_delivered) + s.failing_attempts_per_s * s.window_s;
+    if (ops > 0) s.cpu_us_per_op = 1e6 * (s.cpu_pct / 100.0) * s.window_s / ops;
     std::fprintf(stderr,
                  "soak: t=%.0fs acked/s=%.0f bad=%llu ack p99=%.2fms delivered/s=%.0f e2e "
                  "p99=%.2fms backlog=%llu retrying=%lld rss=%.1fMB fds=%d wal=%.1fMB db=%.0fMB "
@@ -578,10 +614,11 @@ int run(const Options& o) {
   }
   receiver.stop();
 
-  const Checks checks =
-      evaluate(o, samples, ledger, client.scheduled(), drain_s, exit_code, died, final_metrics);
-  // The drain after the last sample counts in the totals, not in the table.
+  // What happened after the last sample (late answers, the drain) counts in the totals, not in
+  // the table.
   const WindowStats tail = ledger.take_window();
+  const Checks checks = evaluate(o, samples, tail, ledger, client.scheduled(), drain_s, exit_code,
+                                 died, final_metrics);
   std::uint64_t duplicates = tail.duplicates;
   auto requests = tail.requests;
   for (const auto& s : samples) {
