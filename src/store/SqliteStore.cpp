@@ -445,10 +445,43 @@ class SqliteStore final : public Store {
           "deliveries_finished WHERE status IN ('succeeded', 'failed', 'cancelled', 'dropped') AND "
           "updated_at < ?1 "
           "LIMIT ?2)");
-      step(
-          "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?1 "
-          "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?2)");
-      if (*removed > 0) c.exec("PRAGMA incremental_vacuum(2000)");
+      // Events go once none of their deliveries is left. Old events that still have deliveries
+      // would be walked again by every batch (tens of ms each with thousands of them), so the
+      // scan resumes where the previous batch of the same run (same cutoff) stopped; what it
+      // passed over is looked at again by the next run.
+      if (t != prune_cutoff_) {
+        prune_cutoff_ = t;
+        prune_events_from_.clear();
+      }
+      if (*removed < batch) {
+        auto& pick = c.cached(
+            "SELECT e.id, e.created_at FROM events e WHERE e.created_at >= ?3 AND "
+            "e.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = "
+            "e.id) ORDER BY e.created_at LIMIT ?2");
+        auto& del = c.cached("DELETE FROM events WHERE id = ?1");
+        std::vector<std::string> ids;
+        std::string last;
+        {
+          StatementScope q(pick);
+          q->bind(1, t);
+          q->bind(2, static_cast<std::int64_t>(batch - *removed));
+          q->bind(3, prune_events_from_);
+          while (q->step()) {
+            ids.push_back(q->text(0));
+            last = q->text(1);
+          }
+        }
+        for (const auto& id : ids) {
+          StatementScope d(del);
+          d->bind(1, id);
+          d->run();
+          *removed += static_cast<std::size_t>(c.changes());
+        }
+        if (!last.empty()) prune_events_from_ = last;
+      }
+      // A few pages back to the file system per batch (moving pages is what costs); freed pages
+      // are reused by new rows anyway.
+      if (*removed > 0) c.exec("PRAGMA incremental_vacuum(256)");
     };
     req.complete = [removed, done = std::move(done)](WriteStatus st) { done(st, *removed); };
     enqueue(std::move(req));
@@ -1071,6 +1104,8 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string, std::int64_t> request_drops_;      // by the running request
   std::unordered_map<std::string, std::int64_t> group_drops_;        // by committed requests
   std::unordered_map<std::string, std::uint64_t> pause_generation_;  // see set_paused_chunk
+  std::string prune_cutoff_;       // the cutoff of the retention run in progress
+  std::string prune_events_from_;  // where its events scan resumes (created_at)
 
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;
