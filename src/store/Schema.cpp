@@ -2,10 +2,10 @@
 
 namespace relay::store {
 
-const std::vector<std::string_view>& migrations() {
-  static const std::vector<std::string_view> steps = {
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> steps = {
       // v1: the delivery log of SPEC §6.
-      R"sql(
+      {R"sql(
 CREATE TABLE events (
   id          TEXT PRIMARY KEY,
   event_type  TEXT NOT NULL,
@@ -68,6 +68,24 @@ FROM attempts a
 JOIN deliveries d ON d.id = a.delivery_id
 JOIN events e ON e.id = d.event_id;
 )sql",
+       {}},
+      // v2: the same rules, written so that SQLite checks them with plain comparisons. A
+      // constant list `x IN ('a', 'b', 'c')` in a CHECK or an index's WHERE is evaluated by
+      // building a temporary b-tree, on every row written: three of them per attempt record,
+      // about a fifth of the writer thread's time while draining a backlog.
+      {R"sql(
+DROP INDEX deliveries_finished;
+CREATE INDEX deliveries_finished ON deliveries (updated_at)
+  WHERE status = 'succeeded' OR status = 'failed' OR status = 'cancelled' OR status = 'dropped';
+)sql",
+       {{"deliveries",
+         "CHECK (status IN ('pending', 'delivering', 'paused',\n"
+         "                      'succeeded', 'failed', 'cancelled', 'dropped'))",
+         "CHECK (status = 'pending' OR status = 'delivering' OR status = 'paused' OR\n"
+         "                      status = 'succeeded' OR status = 'failed' OR\n"
+         "                      status = 'cancelled' OR status = 'dropped')"},
+        {"attempts", "CHECK (outcome IN ('succeeded', 'retry', 'failed'))",
+         "CHECK (outcome = 'succeeded' OR outcome = 'retry' OR outcome = 'failed')"}}},
   };
   return steps;
 }

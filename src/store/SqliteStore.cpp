@@ -442,8 +442,8 @@ class SqliteStore final : public Store {
           "(SELECT id FROM attempts WHERE started_at < ?1 LIMIT ?2)");
       step(
           "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries INDEXED BY "
-          "deliveries_finished WHERE status IN ('succeeded', 'failed', 'cancelled', 'dropped') AND "
-          "updated_at < ?1 "
+          "deliveries_finished WHERE (status = 'succeeded' OR status = 'failed' OR "
+          "status = 'cancelled' OR status = 'dropped') AND updated_at < ?1 "
           "LIMIT ?2)");
       // Events go once none of their deliveries is left. Old events that still have deliveries
       // would be walked again by every batch (tens of ms each with thousands of them), so the
@@ -668,7 +668,9 @@ class SqliteStore final : public Store {
     for (auto v = version + 1; v <= known; ++v) {
       c.exec("BEGIN IMMEDIATE");
       try {
-        c.exec(migrations()[static_cast<std::size_t>(v - 1)]);
+        const auto& step = migrations()[static_cast<std::size_t>(v - 1)];
+        if (!step.edits.empty()) edit_table_text(c, step.edits);
+        c.exec(step.sql);
         c.exec("PRAGMA application_id=" + std::to_string(kApplicationId));
         c.exec("PRAGMA user_version=" + std::to_string(v));
         c.exec("COMMIT");
@@ -678,6 +680,34 @@ class SqliteStore final : public Store {
       }
       spdlog::info("database {}: schema migrated to v{}", options_.path, v);
     }
+  }
+
+  // SQLite's procedure for schema changes that leave stored rows untouched: edit the text in
+  // sqlite_schema and bump schema_version, so that every connection, this one included,
+  // re-reads the schema before its next statement.
+  void edit_table_text(Connection& c, const std::vector<TableTextEdit>& edits) {
+    const auto version = c.pragma_int("schema_version");
+    c.exec("PRAGMA writable_schema=ON");
+    try {
+      for (const auto& e : edits) {
+        sqlite::Statement s(c.get(),
+                            "UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3) "
+                            "WHERE type = 'table' AND name = ?1 AND instr(sql, ?2) > 0");
+        s.bind(1, e.table);
+        s.bind(2, e.from);
+        s.bind(3, e.to);
+        s.run();
+        if (c.changes() != 1) {
+          throw StoreError(options_.path + ": table " + std::string(e.table) +
+                           " is not as relayd created it (cannot migrate it)");
+        }
+      }
+    } catch (...) {
+      sqlite3_exec(c.get(), "PRAGMA writable_schema=OFF", nullptr, nullptr, nullptr);
+      throw;
+    }
+    c.exec("PRAGMA writable_schema=OFF");
+    c.exec("PRAGMA schema_version=" + std::to_string(version + 1));
   }
 
   // ---- intake ----

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "Schema.hpp"
 #include "relay/common/Ids.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
@@ -133,7 +134,7 @@ TEST(StoreOpen, FreshFileGetsSchemaVersionAndWal) {
   TempDir dir;
   const auto db = dir.file("relayd.db");
   open(db)->close();
-  EXPECT_EQ(query(db, "PRAGMA user_version"), "1");
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
   EXPECT_EQ(query(db, "PRAGMA application_id"), std::to_string(0x524C4159));
   EXPECT_EQ(query(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(query(db,
@@ -156,7 +157,127 @@ TEST(StoreOpen, ExistingFileKeepsItsDataAndIsNotMigratedAgain) {
   // Re-running migration v1 would fail on the existing tables and refuse the file.
   auto s = open(db);
   EXPECT_EQ(query(db, "SELECT count(*) FROM events WHERE id='evt_keep'"), "1");
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+}
+
+// A file as schema v1 left it: the tables and rows the first release wrote.
+void make_v1_file(const fs::path& db) {
+  exec(db, std::string(migrations()[0].sql) + "PRAGMA application_id=" +
+               std::to_string(kApplicationId) + "; PRAGMA user_version=1;" +
+               "INSERT INTO events VALUES ('evt_1', 'ticket.created', '2026-01-01T00:00:00.000Z', "
+               "'{}');"
+               "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
+               "next_attempt_at, created_at, updated_at) VALUES "
+               "('dlv_p', 'evt_1', 'crm', 'pending', 0, '2026-01-01T00:00:00.000Z', "
+               "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),"
+               "('dlv_s', 'evt_1', 'erp', 'succeeded', 1, NULL, '2026-01-01T00:00:00.000Z', "
+               "'2026-01-01T00:00:01.000Z');"
+               "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
+               "request_headers, outcome) VALUES ('dlv_s', 1, '2026-01-01T00:00:00.500Z', 3, "
+               "'https://erp.example/hook', '{}', 'succeeded');");
+}
+
+// The error sqlite3_exec reports for `sql` ("" when it succeeds).
+std::string exec_error(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr);
+  sqlite3_busy_timeout(h, 5000);
+  std::string out;
+  if (sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) out = sqlite3_errmsg(h);
+  sqlite3_close(h);
+  return out;
+}
+
+// How many temporary b-trees SQLite builds to run `sql` once.
+int ephemeral_tables(const fs::path& db, const std::string& sql) {
+  const auto program = query(db, "EXPLAIN " + sql);
+  int n = 0;
+  for (std::size_t at = 0; (at = program.find("|OpenEphemeral|", at)) != std::string::npos; ++at) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(StoreOpen, AVersion1FileIsMigratedInPlaceWithItsRowsAndRules) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  make_v1_file(db);
+  ASSERT_EQ(ephemeral_tables(db, "UPDATE deliveries SET status = ?2 WHERE id = ?1"), 3)
+      << "the v1 fixture should have the v1 CHECK and index";
+
+  auto s = open(db);
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  EXPECT_EQ(query(db, "SELECT id, status FROM deliveries ORDER BY id"),
+            "dlv_p|pending\ndlv_s|succeeded");
+  EXPECT_EQ(query(db, "SELECT delivery_id, outcome FROM attempts"), "dlv_s|succeeded");
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  // The rules are the same ...
+  EXPECT_NE(exec_error(db, "UPDATE deliveries SET status = 'done' WHERE id = 'dlv_p'")
+                .find("CHECK constraint failed"),
+            std::string::npos);
+  EXPECT_NE(exec_error(db, "UPDATE attempts SET outcome = 'maybe'").find("CHECK constraint failed"),
+            std::string::npos);
+  EXPECT_EQ(query(db,
+                  "SELECT id FROM deliveries INDEXED BY deliveries_finished WHERE (status = "
+                  "'succeeded' OR status = 'failed' OR status = 'cancelled' OR status = "
+                  "'dropped') AND updated_at < '2027'"),
+            "dlv_s");
+  EXPECT_EQ(exec_error(db, "UPDATE deliveries SET status = 'cancelled' WHERE id = 'dlv_p'"), "");
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM deliveries INDEXED BY deliveries_finished WHERE "
+                  "(status = 'succeeded' OR status = 'failed' OR status = 'cancelled' OR "
+                  "status = 'dropped') AND updated_at < '2027'"),
+            "2");
+  // ... and the store keeps working on the migrated file.
+  exec(db, "UPDATE deliveries SET status = 'pending' WHERE id = 'dlv_p'");
+  auto c = claim(*s, {{"crm", 5}}, common::parse_rfc3339("2026-01-02T00:00:00Z").value());
+  ASSERT_EQ(c.claimed.size(), 1U);
+  EXPECT_EQ(c.claimed[0].delivery_id, "dlv_p");
+}
+
+// What the writer runs for every delivery must not build a temporary b-tree per row (a
+// constant `IN (...)` list in a CHECK or a partial index's WHERE does).
+TEST(StoreOpen, PerDeliveryWritesBuildNoTemporaryBTrees) {
+  TempDir dir;
+  for (const std::string name : {"fresh.db", "from-v1.db"}) {
+    const auto db = dir.file(name);
+    if (name == "from-v1.db") make_v1_file(db);
+    open(db)->close();
+    for (const std::string sql :
+         {"INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
+          "next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)",
+          "UPDATE deliveries SET status = 'delivering', updated_at = ?2 WHERE id = ?1",
+          "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
+          "request_headers, response_status, response_headers, response_body, error, outcome) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+          "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+          "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+          "WHERE id = ?1 AND status = 'delivering'"}) {
+      EXPECT_EQ(ephemeral_tables(db, sql), 0) << name << ": " << sql;
+    }
+  }
+}
+
+TEST(StoreOpen, AV1TableNotAsCreatedIsRefusedAndLeftAtV1) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  make_v1_file(db);
+  // Someone changed the table by hand: the migration must not guess.
+  exec(db,
+       "PRAGMA writable_schema=ON; UPDATE sqlite_schema SET sql = replace(sql, "
+       "'''cancelled'', ''dropped''', '''dropped'', ''cancelled''') WHERE name = 'deliveries';"
+       "PRAGMA writable_schema=OFF;");
+  try {
+    open(db);
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("table deliveries is not as relayd created it"),
+              std::string::npos)
+        << e.what();
+  }
   EXPECT_EQ(query(db, "PRAGMA user_version"), "1");
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries"), "2");
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
 }
 
 TEST(StoreOpen, MissingDirectoryIsAClearError) {
@@ -190,7 +311,8 @@ TEST(StoreOpen, RefusesForeignNewerAndCorruptFilesWithoutTouchingThem) {
          open(p)->close();
          exec(p, "PRAGMA user_version=99");
        },
-       "newer relayd (schema v99, this binary knows up to v1)"},
+       "newer relayd (schema v99, this binary knows up to v" + std::to_string(migrations().size()) +
+           ")"},
       {"corrupt",
        [](const fs::path& p) {
          {
@@ -723,8 +845,9 @@ TEST(StoreQueryPlan, ClaimAndNextDueUseIndexes) {
   EXPECT_EQ(drop.find("TEMP B-TREE"), std::string::npos) << drop;
   const auto prune = query(db,
                            "EXPLAIN QUERY PLAN SELECT id FROM deliveries INDEXED BY "
-                           "deliveries_finished WHERE status IN ('succeeded', 'failed', "
-                           "'cancelled', 'dropped') AND updated_at < 'x' LIMIT 5");
+                           "deliveries_finished WHERE (status = 'succeeded' OR status = "
+                           "'failed' OR status = 'cancelled' OR status = 'dropped') AND "
+                           "updated_at < 'x' LIMIT 5");
   EXPECT_NE(prune.find("deliveries_finished"), std::string::npos) << prune;
 }
 
