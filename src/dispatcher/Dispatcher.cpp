@@ -190,7 +190,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
         auto d = std::move(queue.front());
         queue.pop_front();
         --ready_count;
-        start_attempt(*cfg, std::move(d));
+        start_attempt(cfg, std::move(d));
       }
       it = queue.empty() ? ready.erase(it) : std::next(it);
     }
@@ -201,8 +201,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     if (it != busy_per_webhook.end() && --it->second <= 0) busy_per_webhook.erase(it);
   }
 
-  void start_attempt(const config::Config& cfg, store::DueDelivery d) {
-    const auto* wh = cfg.find_webhook(d.webhook_id);
+  void start_attempt(const std::shared_ptr<const config::Config>& cfg, store::DueDelivery d) {
+    const auto* wh = cfg->find_webhook(d.webhook_id);
     if (wh == nullptr) {
       // Removed by a reload after the claim: the reload cancels its unfinished deliveries.
       release(d.webhook_id);
@@ -211,21 +211,27 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     ++in_flight;
     ++inflight_per_webhook[d.webhook_id];
     in_flight_seen = in_flight;
-    const int attempt_number = d.attempt_count + 1;
-    auto request = delivery::build_request(*wh, cfg.delivery, d.delivery_id, d.event_type,
-                                           std::move(d.payload));
-    auto record = std::make_shared<store::AttemptRecord>();
-    record->delivery_id = d.delivery_id;
-    record->attempt_number = attempt_number;
-    record->started_at = common::now_ms();
-    record->url = request.url;
-    record->request_headers = delivery::headers_for_log(request.headers);
-    auto schedule = cfg.delivery.retry_schedule;
-    client.send(
-        std::move(request), [self = shared_from_this(), record, schedule = std::move(schedule),
-                             webhook_id = d.webhook_id](delivery::HttpResult res) mutable {
-          self->on_response(std::move(record), schedule, std::move(webhook_id), std::move(res));
-        });
+    // The rest runs off the strand: building the request (HMAC), and the send, which runs inline
+    // up to its first wait (URL parse, pool checkout, writing the request). On the strand every
+    // request would queue behind the others and behind the dispatcher's bookkeeping while the
+    // other I/O thread idles.
+    net::post(strand.get_inner_executor(),
+              [self = shared_from_this(), cfg, wh, d = std::move(d)]() mutable {
+                auto record = std::make_shared<store::AttemptRecord>();
+                record->delivery_id = d.delivery_id;
+                record->attempt_number = d.attempt_count + 1;
+                auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
+                                                       d.event_type, std::move(d.payload));
+                record->started_at = common::now_ms();
+                record->url = request.url;
+                record->request_headers = delivery::headers_for_log(request.headers);
+                self->client.send(
+                    std::move(request), [self, record, cfg, webhook_id = std::move(d.webhook_id)](
+                                            delivery::HttpResult res) mutable {
+                      self->on_response(std::move(record), cfg->delivery.retry_schedule,
+                                        std::move(webhook_id), std::move(res));
+                    });
+              });
   }
 
   // Runs on whichever io thread completed the request; touches only its own record.
