@@ -1,6 +1,9 @@
 #include "relay/delivery/Signer.hpp"
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -71,6 +74,37 @@ TEST(Signer, MatchesPythonReference) {
 }
 
 TEST(Signer, EmptyKeyAndMessage) {
+  EXPECT_EQ(hmac_sha256_hex("", ""),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+// Each thread re-keys one context: no key may leak into the next message, also when the next
+// key is empty, and threads do not share keys.
+TEST(Signer, KeysNeverCarryOverBetweenMessagesOrThreads) {
+  const std::string body = R"({"id":"evt_1"})";
+  const auto expected = [&](const std::string& key) {
+    std::string out;
+    std::thread([&] { out = hmac_sha256_hex(key, body); }).join();  // a thread's first message
+    return out;
+  };
+  const std::vector<std::string> keys = {"whsec_a", "",       "whsec_b", std::string(200, 'k'),
+                                         "",        "whsec_a"};
+  std::vector<std::string> want;
+  for (const auto& k : keys) want.push_back(expected(k));
+  EXPECT_NE(want[0], want[1]);
+  EXPECT_NE(want[0], want[2]);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 200; ++round) {
+        const auto i = static_cast<std::size_t>(round + t) % keys.size();
+        if (hmac_sha256_hex(keys[i], body) != want[i]) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(hmac_sha256_hex("", ""),
             "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
