@@ -32,9 +32,25 @@ bool is_reserved_header(std::string_view name) {
 bool looks_like_credential(std::string_view name) {
   static constexpr std::array<std::string_view, 6> kWords = {"authorization", "cookie", "token",
                                                              "key",           "secret", "password"};
-  const std::string n = lower(name);
+  // Runs for every header of every attempt: lower-case into a stack buffer, no allocation.
+  std::array<char, 128> buffer{};
+  if (name.size() > buffer.size()) {
+    const std::string n = lower(name);
+    return std::any_of(kWords.begin(), kWords.end(),
+                       [&](std::string_view w) { return n.find(w) != std::string::npos; });
+  }
+  std::transform(name.begin(), name.end(), buffer.begin(), [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  const std::string_view n(buffer.data(), name.size());
   return std::any_of(kWords.begin(), kWords.end(),
-                     [&](std::string_view w) { return n.find(w) != std::string::npos; });
+                     [&](std::string_view w) { return n.find(w) != std::string_view::npos; });
+}
+
+// Bytes a JSON string holds as they are: printable ASCII except the quote and the backslash.
+bool json_plain(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; });
 }
 
 }  // namespace
@@ -60,21 +76,55 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
   return request;
 }
 
-std::string headers_for_log(const Headers& headers) {
-  // ordered_json keeps the order the headers were sent in; a repeated name keeps one key with
-  // the values joined by ", " (RFC 9110 §5.3).
+std::string headers_json(const Headers& headers, bool redact_credentials) {
+  const auto shown = [&](const std::pair<std::string, std::string>& h) -> std::string_view {
+    if (redact_credentials && looks_like_credential(h.first)) return "[redacted]";
+    return h.second;
+  };
+  // Written for every attempt: the usual headers (plain ASCII, each name once) are put together
+  // directly; anything else goes through the JSON library below.
+  bool plain = true;
+  std::size_t size = 2;
+  for (std::size_t i = 0; i < headers.size() && plain; ++i) {
+    const auto& name = headers[i].first;
+    const auto value = shown(headers[i]);
+    plain = json_plain(name) && json_plain(value);
+    for (std::size_t j = 0; j < i && plain; ++j) plain = headers[j].first != name;
+    size += name.size() + value.size() + 6;
+  }
+  if (plain) {
+    std::string out;
+    out.reserve(size);
+    out += '{';
+    for (const auto& h : headers) {
+      if (out.size() > 1) out += ',';
+      out += '"';
+      out += h.first;
+      out += "\":\"";
+      out += shown(h);
+      out += '"';
+    }
+    out += '}';
+    return out;
+  }
+  // ordered_json keeps the order the headers came in; a repeated name keeps one key with the
+  // values joined by ", " (RFC 9110 §5.3).
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (const auto& [name, value] : headers) {
-    const std::string shown = looks_like_credential(name) ? "[redacted]" : value;
-    auto it = out.find(name);
+  for (const auto& h : headers) {
+    const std::string value(shown(h));
+    auto it = out.find(h.first);
     if (it == out.end()) {
-      out[name] = shown;
+      out[h.first] = value;
     } else {
-      *it = it->get<std::string>() + ", " + shown;
+      *it = it->get<std::string>() + ", " + value;
     }
   }
   // Header values are arbitrary bytes; never throw on invalid UTF-8 in a log helper.
   return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string headers_for_log(const Headers& headers) {
+  return headers_json(headers, true);
 }
 
 }  // namespace relay::delivery

@@ -51,15 +51,14 @@ std::optional<std::string> find_header(const delivery::Headers& headers, std::st
   return std::nullopt;
 }
 
-std::string headers_json(const delivery::Headers& headers) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : headers) j[k] = v;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 // Response bodies go to a TEXT column and to JSON answers of the admin API: keep them valid
 // UTF-8 by replacing what is not.
 std::string printable_body(const std::string& body) {
+  // ASCII is valid UTF-8 as it is (the usual case: a short JSON answer or none).
+  if (std::all_of(body.begin(), body.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    return body;
+  }
   const auto dumped =
       nlohmann::json(body).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return nlohmann::json::parse(dumped).get<std::string>();
@@ -241,7 +240,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     const auto now = common::now_ms();
     record->duration_ms = res.duration.count();
     record->response_status = res.status;
-    record->response_headers = headers_json(res.headers);
+    record->response_headers = delivery::headers_json(res.headers, false);
     record->response_body = printable_body(res.body);
     record->error = res.error;
     // A body that broke off after the status line does not change the outcome (the status

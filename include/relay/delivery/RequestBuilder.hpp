@@ -21,4 +21,9 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
 /// *password*) are written as "[redacted]".
 std::string headers_for_log(const Headers& headers);
 
+/// Headers as a JSON object text, in order; a name sent more than once is one key with the
+/// values joined by ", " (RFC 9110 §5.3); invalid UTF-8 is replaced, never thrown on. With
+/// `redact_credentials`, values are hidden as headers_for_log describes.
+std::string headers_json(const Headers& headers, bool redact_credentials);
+
 }  // namespace relay::delivery

@@ -91,5 +91,30 @@ TEST(RequestBuilder, HeadersForLogRedactsCredentials) {
   EXPECT_EQ(headers_for_log({}), "{}");
 }
 
+TEST(RequestBuilder, HeadersJsonIsValidJsonForAnyBytes) {
+  // The usual headers: plain ASCII, each name once.
+  EXPECT_EQ(headers_for_log({{"Content-Type", "application/json"}, {"authorization", "Bearer x"}}),
+            R"({"Content-Type":"application/json","authorization":"[redacted]"})");
+  EXPECT_EQ(headers_json({{"Authorization", "Bearer x"}}, false),
+            R"({"Authorization":"Bearer x"})");
+  const std::string long_name = std::string(200, 'x') + "-Access-TOKEN";
+  EXPECT_EQ(headers_for_log({{long_name, "t"}}), "{\"" + long_name + "\":\"[redacted]\"}");
+  // Anything a receiver may send back: quotes, backslashes, control bytes, UTF-8, invalid UTF-8,
+  // a name twice.
+  const Headers odd = {{"X-Quote", "say \"hi\" \\ bye"},
+                       {"X-Tab", "a\tb"},
+                       {"X-Utf8", "caf\xc3\xa9"},
+                       {"X-Bad", "\xff\xfe"},
+                       {"Set-Cookie", "a=1"},
+                       {"Set-Cookie", "b=2"}};
+  const auto j = nlohmann::json::parse(headers_json(odd, false));
+  EXPECT_EQ(j["X-Quote"], "say \"hi\" \\ bye");
+  EXPECT_EQ(j["X-Tab"], "a\tb");
+  EXPECT_EQ(j["X-Utf8"], "caf\xc3\xa9");
+  EXPECT_EQ(j["X-Bad"], "\xef\xbf\xbd\xef\xbf\xbd");  // each invalid byte becomes U+FFFD
+  EXPECT_EQ(j["Set-Cookie"], "a=1, b=2");
+  EXPECT_EQ(nlohmann::json::parse(headers_for_log(odd))["Set-Cookie"], "[redacted], [redacted]");
+}
+
 }  // namespace
 }  // namespace relay::delivery
