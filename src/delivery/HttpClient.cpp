@@ -143,6 +143,10 @@ struct Connection {
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   std::optional<beast::tcp_stream> plain;
   beast::flat_buffer buffer;
+  // Where response bodies are read to, one chunk at a time. Per connection rather than in each
+  // request's coroutine frame: a 16 KiB frame to allocate and zero for every attempt showed in
+  // the drain profile.
+  std::array<char, kReadChunk> chunk;
   std::string remote;
   SteadyClock::time_point idle_since{};
 };
@@ -387,7 +391,7 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
 
   // Body: read in chunks, keep at most max_response_body bytes, and stop reading (instead of
   // failing) when the server sends more: the status is what counts.
-  std::array<char, kReadChunk> chunk{};
+  auto& chunk = conn.chunk;
   const std::size_t limit = options.max_response_body;
   while (!parser->is_done()) {
     const std::size_t room = limit - result.body.size();
