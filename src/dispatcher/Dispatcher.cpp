@@ -218,6 +218,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
               [self = shared_from_this(), cfg, wh, d = std::move(d)]() mutable {
                 auto record = std::make_shared<store::AttemptRecord>();
                 record->delivery_id = d.delivery_id;
+                record->delivery_rowid = d.rowid;
                 record->attempt_number = d.attempt_count + 1;
                 auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
                                                        d.event_type, std::move(d.payload));

@@ -173,12 +173,15 @@ class SqliteStore final : public Store {
       *result = ClaimResult{};
       const auto now_text = format_rfc3339_ms(now);
       auto& select = c.cached(
-          "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.attempt_count, e.payload "
+          "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.attempt_count, e.payload, "
+          "d.rowid "
           "FROM deliveries d JOIN events e ON e.id = d.event_id "
           "WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 "
           "ORDER BY d.next_attempt_at, d.rowid LIMIT ?3");
+      // By rowid: the row was just read, and a lookup through the text id index cost as much
+      // as the update itself.
       auto& mark =
-          c.cached("UPDATE deliveries SET status = 'delivering', updated_at = ?2 WHERE id = ?1");
+          c.cached("UPDATE deliveries SET status = 'delivering', updated_at = ?2 WHERE rowid = ?1");
       for (const auto& [webhook, limit] : limits) {
         if (limit <= 0) continue;
         StatementScope s(select);
@@ -193,12 +196,13 @@ class SqliteStore final : public Store {
           d.event_type = s->text(3);
           d.attempt_count = static_cast<int>(s->int64(4));
           d.payload = s->text(5);
+          d.rowid = s->int64(6);
           result->claimed.push_back(std::move(d));
         }
       }
       for (const auto& d : result->claimed) {
         StatementScope m(mark);
-        m->bind(1, d.delivery_id);
+        m->bind(1, d.rowid);
         m->bind(2, now_text);
         m->run();
       }
@@ -246,12 +250,21 @@ class SqliteStore final : public Store {
       } else if (!record.error.empty()) {
         last_error = record.error;
       }
-      auto& update = c.cached(
-          "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
-          "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
-          "WHERE id = ?1 AND status = 'delivering'");
+      // By rowid when the claim gave it (the id must still match: rowids of deleted rows can
+      // be reused), else through the id index.
+      auto& update =
+          record.delivery_rowid > 0
+              ? c.cached(
+                    "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                    "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                    "WHERE rowid = ?8 AND id = ?1 AND status = 'delivering'")
+              : c.cached(
+                    "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                    "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                    "WHERE id = ?1 AND status = 'delivering'");
       StatementScope u(update);
       u->bind(1, record.delivery_id);
+      if (record.delivery_rowid > 0) u->bind(8, record.delivery_rowid);
       u->bind(2, to_string(record.new_status));
       u->bind(3, record.attempt_number);
       // next_attempt_at belongs to pending deliveries only; a pending one without a time is

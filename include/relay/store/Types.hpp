@@ -69,6 +69,7 @@ struct EventReceipt {
 /// A delivery claimed for an attempt (its status is now `delivering`).
 struct DueDelivery {
   std::string delivery_id;
+  std::int64_t rowid = 0;  // the row's SQLite rowid: updates find it without the id index
   std::string event_id;
   std::string webhook_id;
   std::string event_type;
@@ -85,7 +86,8 @@ struct ClaimResult {
 /// One finished attempt plus the delivery's new state; written in one commit.
 struct AttemptRecord {
   std::string delivery_id;
-  int attempt_number = 0;  // 1-based; becomes deliveries.attempt_count
+  std::int64_t delivery_rowid = 0;  // DueDelivery::rowid; 0 = find the row by delivery_id
+  int attempt_number = 0;           // 1-based; becomes deliveries.attempt_count
   common::TimePoint started_at;
   std::int64_t duration_ms = 0;
   std::string url;

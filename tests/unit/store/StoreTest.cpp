@@ -509,6 +509,42 @@ TEST(StoreDispatch, RecordAttemptRecoverAndRedeliver) {
   EXPECT_EQ(query(db, "SELECT count(*) FROM delivery_log WHERE delivery_id='" + id + "'"), "2");
 }
 
+// The dispatcher passes the rowid the claim read; the record finds the row by it, and only if
+// the id still matches.
+TEST(StoreDispatch, RecordByRowidChecksTheId) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  auto s = open(db);
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm")})});
+  const auto c = claim(*s, {{"crm", 2}});
+  ASSERT_EQ(c.claimed.size(), 2U);
+  for (const auto& d : c.claimed) {
+    EXPECT_EQ(query(db, "SELECT id FROM deliveries WHERE rowid = " + std::to_string(d.rowid)),
+              d.delivery_id);
+  }
+  AttemptRecord rec;
+  rec.attempt_number = 1;
+  rec.started_at = common::now_ms();
+  rec.url = "https://x/hook";
+  rec.request_headers = "{}";
+  rec.response_status = 200;
+  rec.outcome = AttemptOutcome::kSucceeded;
+  rec.new_status = DeliveryStatus::kSucceeded;
+  // A rowid that belongs to another delivery changes nothing.
+  rec.delivery_id = c.claimed[0].delivery_id;
+  rec.delivery_rowid = c.claimed[1].rowid;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status = 'delivering'"), "2");
+  rec.delivery_rowid = c.claimed[0].rowid;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(
+      query(db, "SELECT status FROM deliveries WHERE id = '" + c.claimed[0].delivery_id + "'"),
+      "succeeded");
+  EXPECT_EQ(
+      query(db, "SELECT status FROM deliveries WHERE id = '" + c.claimed[1].delivery_id + "'"),
+      "delivering");
+}
+
 TEST(StoreWebhooks, PausedCapDropsOldestAndResumeKeepsOrder) {
   TempDir dir;
   const auto db = dir.file("r.db");
@@ -849,6 +885,11 @@ TEST(StoreQueryPlan, ClaimAndNextDueUseIndexes) {
                            "'failed' OR status = 'cancelled' OR status = 'dropped') AND "
                            "updated_at < 'x' LIMIT 5");
   EXPECT_NE(prune.find("deliveries_finished"), std::string::npos) << prune;
+  // The attempt record finds its row by rowid, not through the text id index.
+  const auto record = query(db,
+                            "EXPLAIN QUERY PLAN UPDATE deliveries SET status = ?2 WHERE rowid = "
+                            "?8 AND id = ?1 AND status = 'delivering'");
+  EXPECT_NE(record.find("INTEGER PRIMARY KEY (rowid=?)"), std::string::npos) << record;
 }
 
 // Every ```sh recipe of docs/delivery-log.md runs with the sqlite3 CLI against a log written
