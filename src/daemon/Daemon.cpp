@@ -56,7 +56,10 @@ void print_config_problems(const config::ConfigError& e) {
 // Brings the stored deliveries in line with the webhooks of `cfg`: removed webhooks'
 // unfinished deliveries are cancelled, disabled ones' pending deliveries paused, enabled
 // ones' paused deliveries resumed. Idempotent, so it runs at every start and reload.
-void reconcile(store::Store& store, const config::Config& cfg, std::function<void()> then) {
+// `due` runs whenever a chunk of resumed deliveries is committed (a large backlog is resumed in
+// chunks: delivery starts on the first instead of after the last), `then` once at the end.
+void reconcile(store::Store& store, const config::Config& cfg, const std::function<void()>& due,
+               std::function<void()> then) {
   std::vector<std::string> ids;
   ids.reserve(cfg.webhooks.size());
   for (const auto& wh : cfg.webhooks) ids.push_back(wh.id);
@@ -74,16 +77,18 @@ void reconcile(store::Store& store, const config::Config& cfg, std::function<voi
     step();
   });
   for (const auto& wh : cfg.webhooks) {
-    store.set_webhook_paused(wh.id, !wh.enabled, wh.max_queued,
-                             [step, id = wh.id](store::WriteStatus st) {
-                               if (st != store::WriteStatus::kOk) {
-                                 spdlog::error(
-                                     "reconcile: cannot update webhook={}: storage "
-                                     "unavailable",
-                                     id);
-                               }
-                               step();
-                             });
+    store.set_webhook_paused(
+        wh.id, !wh.enabled, wh.max_queued,
+        [step, id = wh.id](store::WriteStatus st) {
+          if (st != store::WriteStatus::kOk) {
+            spdlog::error(
+                "reconcile: cannot update webhook={}: storage "
+                "unavailable",
+                id);
+          }
+          step();
+        },
+        due);
   }
 }
 
@@ -262,7 +267,9 @@ int run_serve(const std::string& config_path) {
           }
           configure_logging(next->logging);
           current.store(next);
-          reconcile(*store, *next, [&dispatcher] { dispatcher.notify(); });
+          reconcile(
+              *store, *next, [&dispatcher] { dispatcher.notify(); },
+              [&dispatcher] { dispatcher.notify(); });
           spdlog::info("reload: configuration applied ({} webhooks)", next->webhooks.size());
         } catch (const config::ConfigError& e) {
           for (const auto& p : e.problems()) spdlog::error("reload rejected: {}", p.to_string());
@@ -304,7 +311,10 @@ int run_serve(const std::string& config_path) {
     ping();
   }
 
-  reconcile(*store, *initial, [&dispatcher] { dispatcher.start(); });
+  // Before start() a notify is a no-op; start() looks at everything due.
+  reconcile(
+      *store, *initial, [&dispatcher] { dispatcher.notify(); },
+      [&dispatcher] { dispatcher.start(); });
   RetentionJob retention(io, *store, config_source);
   retention.start();
 

@@ -339,9 +339,9 @@ class SqliteStore final : public Store {
   }
 
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
-                          WriteCallback done) override {
+                          WriteCallback done, std::function<void()> resumed_some) override {
     set_paused_chunk(std::move(webhook_id), paused, max_queued, format_rfc3339_ms(common::now_ms()),
-                     std::nullopt, std::move(done));
+                     std::nullopt, std::move(done), std::move(resumed_some));
   }
 
   // One chunk of a pause or resume: a million paused deliveries resumed by one UPDATE held the
@@ -351,13 +351,16 @@ class SqliteStore final : public Store {
   // call for the same webhook (a reload meanwhile) makes the rest of an older one moot.
   void set_paused_chunk(std::string webhook_id, bool paused, std::size_t max_queued,
                         std::string now, std::optional<std::uint64_t> generation,
-                        WriteCallback done) {
+                        WriteCallback done, std::function<void()> resumed_some) {
     auto more = std::make_shared<bool>(false);
+    auto resumed = std::make_shared<bool>(false);
     auto gen = std::make_shared<std::uint64_t>(generation.value_or(0));
     WriteRequest req;
-    req.apply = [this, webhook_id, paused, max_queued, now, generation, more, gen](Connection& c) {
+    req.apply = [this, webhook_id, paused, max_queued, now, generation, more, gen,
+                 resumed](Connection& c) {
       paused_counts_.clear();
       *more = false;
+      *resumed = false;
       if (!generation) {
         *gen = ++pause_generation_[webhook_id];
       } else if (pause_generation_[webhook_id] != *generation) {
@@ -387,13 +390,16 @@ class SqliteStore final : public Store {
         u->bind(3, chunk);
         u->run();
         *more = c.changes() == chunk;
+        *resumed = c.changes() > 0;
       }
     };
-    req.complete = [this, webhook_id, paused, max_queued, now, more, gen,
-                    done = std::move(done)](WriteStatus st) mutable {
+    req.complete = [this, webhook_id, paused, max_queued, now, more, gen, resumed,
+                    done = std::move(done),
+                    resumed_some = std::move(resumed_some)](WriteStatus st) mutable {
+      if (st == WriteStatus::kOk && *resumed && resumed_some) resumed_some();
       if (st == WriteStatus::kOk && *more) {
         set_paused_chunk(std::move(webhook_id), paused, max_queued, std::move(now), *gen,
-                         std::move(done));
+                         std::move(done), std::move(resumed_some));
         return;
       }
       if (done) done(st);

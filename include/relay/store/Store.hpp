@@ -116,9 +116,11 @@ class Store {
   /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
   /// deliveries become pending, due now, oldest first (insertion order). "now" is the wall
   /// clock at the call. Done in chunks of `StoreOptions::bulk_chunk` rows,
-  /// each its own commit; `done` runs once, after the last.
+  /// each its own commit; `done` runs once, after the last. `resumed_some` (may be empty) runs
+  /// after each committed chunk that made deliveries pending: they are due from then on, so the
+  /// dispatcher can start on them while the rest of a large backlog is resumed.
   virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
-                                  WriteCallback done) = 0;
+                                  WriteCallback done, std::function<void()> resumed_some) = 0;
 
   /// Unfinished (pending, paused, delivering) deliveries of every webhook not in `known_ids`
   /// become cancelled.

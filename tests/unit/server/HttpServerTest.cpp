@@ -99,7 +99,8 @@ class FakeStore final : public store::Store {
                  std::function<void(store::WriteStatus, bool)> done) override {
     done(store::WriteStatus::kOk, false);
   }
-  void set_webhook_paused(std::string, bool, std::size_t, WriteCallback done) override {
+  void set_webhook_paused(std::string, bool, std::size_t, WriteCallback done,
+                          std::function<void()>) override {
     done(store::WriteStatus::kOk);
   }
   void cancel_webhooks_except(std::vector<std::string>,

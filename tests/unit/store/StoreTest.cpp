@@ -558,7 +558,8 @@ TEST(StoreWebhooks, PausedCapDropsOldestAndResumeKeepsOrder) {
   EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE id='" + ids[1] + "'"), "dropped");
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "3");
 
-  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", false, 3, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", false, 3, cb, nullptr); }),
+            WriteStatus::kOk);
   const auto c = claim(*s, {{"crm", 10}});
   ASSERT_EQ(c.claimed.size(), 3U);
   EXPECT_EQ(c.claimed[0].delivery_id, ids[2]);
@@ -566,7 +567,8 @@ TEST(StoreWebhooks, PausedCapDropsOldestAndResumeKeepsOrder) {
 
   // Pausing pending work: pending → paused, capped.
   for (int i = 0; i < 4; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
-  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 2, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 2, cb, nullptr); }),
+            WriteStatus::kOk);
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "2");
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='dropped'"), "4");
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='delivering'"), "3");
@@ -588,13 +590,28 @@ TEST(StoreWebhooks, ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
   // chunks instead of after all of them.
   std::promise<WriteStatus> resumed;
   std::promise<std::uint64_t> intake_commit;
-  s->set_webhook_paused("crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); });
+  std::atomic<int> progress{0};
+  std::atomic<int> progress_after_done{0};
+  std::atomic<bool> done_ran{false};
+  s->set_webhook_paused(
+      "crm", false, 1000,
+      [&](WriteStatus st) {
+        done_ran = true;
+        resumed.set_value(st);
+      },
+      [&] {
+        ++progress;
+        if (done_ran) ++progress_after_done;
+      });
   s->submit_events(
       {event("evt_new", {pending("billing")})},
       [&](WriteStatus, std::vector<EventReceipt>) { intake_commit.set_value(s->stats().commits); });
   EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
   const auto commits_after = s->stats().commits;
   EXPECT_GE(commits_after - commits_before, 4U);  // chunks of 10+10+10+5 (the intake may share one)
+  // Each chunk said so as it committed (the dispatcher starts on the first), all before `done`.
+  EXPECT_EQ(progress.load(), 4);
+  EXPECT_EQ(progress_after_done.load(), 0);
   EXPECT_LT(intake_commit.get_future().get(), commits_after);
   EXPECT_EQ(query(db,
                   "SELECT count(*) FROM deliveries WHERE webhook_id='crm' AND "
@@ -610,7 +627,8 @@ TEST(StoreWebhooks, ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
 
   // Pause 25 pending ones in chunks, capped at 7: the cap applies once all are paused.
   for (int i = 0; i < 25; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
-  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 7, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 7, cb, nullptr); }),
+            WriteStatus::kOk);
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "7");
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='dropped'"), "18");
 }
@@ -626,8 +644,10 @@ TEST(StoreWebhooks, ANewerPauseSupersedesTheRestOfAResumeInProgress) {
   // Resume, then (a reload later) pause again before the resume's chunks are done: whatever the
   // interleaving, the last word wins and every delivery ends paused.
   std::promise<WriteStatus> resumed;
-  s->set_webhook_paused("crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); });
-  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 1000, cb); }), WriteStatus::kOk);
+  s->set_webhook_paused(
+      "crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); }, nullptr);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 1000, cb, nullptr); }),
+            WriteStatus::kOk);
   EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
   EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status='paused'"), "40");
 }
