@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include "relay/common/Base64.hpp"
+
 namespace relay::config {
 namespace {
 
@@ -17,6 +19,38 @@ std::string join_problems(const std::vector<ConfigProblem>& problems) {
 }
 
 }  // namespace
+
+std::string_view to_string(SignatureScheme scheme) {
+  switch (scheme) {
+    case SignatureScheme::kStandard:
+      return "standard";
+    case SignatureScheme::kBoth:
+      return "both";
+    case SignatureScheme::kRelay:
+      break;
+  }
+  return "relay";
+}
+
+std::optional<std::string> decode_standard_secret(std::string_view secret, std::string& error) {
+  constexpr std::string_view kPrefix = "whsec_";
+  if (!secret.starts_with(kPrefix)) {
+    error =
+        "must start with 'whsec_' (the Standard Webhooks secret format; make one with "
+        "'relayd gen-secret')";
+    return std::nullopt;
+  }
+  auto key = common::base64_decode(secret.substr(kPrefix.size()));
+  if (!key) {
+    error = "the part after 'whsec_' is not valid base64";
+    return std::nullopt;
+  }
+  if (key->size() < 24 || key->size() > 64) {
+    error = "must decode to 24-64 bytes (it decodes to " + std::to_string(key->size()) + ")";
+    return std::nullopt;
+  }
+  return key;
+}
 
 bool WebhookConfig::matches(std::string_view event_type) const {
   for (const auto& pattern : events) {

@@ -1,5 +1,6 @@
 #include "relay/daemon/Cli.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -9,6 +10,7 @@
 #include "relay/config/CheckConfig.hpp"
 #include "relay/daemon/AdminClient.hpp"
 #include "relay/daemon/Daemon.hpp"
+#include "relay/daemon/Receiver.hpp"
 
 namespace relay::daemon {
 
@@ -26,6 +28,9 @@ Usage:
                                           ask the running daemon to send a test event
   relayd redeliver DELIVERY_ID [--config PATH]
                                           ask the running daemon to deliver again now
+  relayd receive --port N --secret S [--secret S2] [--scheme relay|standard] [--status N]
+                                          a local receiver for development: verifies each
+                                          request's signature and prints it
   relayd --version | --help
 
 --config defaults to /etc/relayd/relayd.yaml.
@@ -37,7 +42,50 @@ struct Parsed {
   std::vector<std::string> positional;
   std::optional<std::string> config;
   std::optional<std::string> event;
+  std::optional<std::string> port;
+  std::vector<std::string> secrets;
+  std::optional<std::string> scheme;
+  std::optional<std::string> status;
 };
+
+std::optional<int> parse_int(const std::string& s, int min, int max) {
+  if (s.empty() || s.size() > 6) return std::nullopt;
+  int v = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v < min || v > max) return std::nullopt;
+  return v;
+}
+
+int receive(const Parsed& p, std::ostream& out, std::ostream& err) {
+  if (!p.positional.empty()) {
+    return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
+  }
+  ReceiveOptions options;
+  if (!p.port) return usage_error(err, "receive needs --port N");
+  const auto port = parse_int(*p.port, 0, 65535);
+  if (!port) return usage_error(err, "--port must be a number from 0 to 65535");
+  options.port = static_cast<std::uint16_t>(*port);
+  if (p.secrets.empty()) return usage_error(err, "receive needs --secret S");
+  options.secrets = p.secrets;
+  if (p.scheme) {
+    if (*p.scheme == "relay") {
+      options.scheme = ReceiveOptions::Scheme::kRelay;
+    } else if (*p.scheme == "standard") {
+      options.scheme = ReceiveOptions::Scheme::kStandard;
+    } else {
+      return usage_error(err, "--scheme must be relay or standard");
+    }
+  }
+  if (p.status) {
+    const auto status = parse_int(*p.status, 200, 599);
+    if (!status) return usage_error(err, "--status must be an HTTP status from 200 to 599");
+    options.status = *status;
+  }
+  return run_receive(options, out, err);
+}
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "relayd: " << message << " (see relayd --help)\n";
@@ -78,6 +126,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (!take_value(p.config, "--config")) return usage_error(err, "--config needs a path");
     } else if (a == "--event" || a.rfind("--event=", 0) == 0) {
       if (!take_value(p.event, "--event")) return usage_error(err, "--event needs an event type");
+    } else if (a == "--port" || a.rfind("--port=", 0) == 0) {
+      if (!take_value(p.port, "--port")) return usage_error(err, "--port needs a number");
+    } else if (a == "--secret" || a.rfind("--secret=", 0) == 0) {
+      std::optional<std::string> secret;
+      if (!take_value(secret, "--secret")) return usage_error(err, "--secret needs a value");
+      p.secrets.push_back(*secret);
+    } else if (a == "--scheme" || a.rfind("--scheme=", 0) == 0) {
+      if (!take_value(p.scheme, "--scheme")) return usage_error(err, "--scheme needs a value");
+    } else if (a == "--status" || a.rfind("--status=", 0) == 0) {
+      if (!take_value(p.status, "--status")) return usage_error(err, "--status needs a number");
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -85,6 +143,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
   }
 
+  if (p.command != "receive" && (p.port || !p.secrets.empty() || p.scheme || p.status)) {
+    return usage_error(err, "--port, --secret, --scheme and --status are only for receive");
+  }
   if (p.command == "serve") {
     if (!p.positional.empty())
       return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
@@ -109,6 +170,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (p.event) return usage_error(err, "--event is only for send-test");
     return redeliver(p.config.value_or(kDefaultConfig), p.positional[0], out, err);
   }
+  if (p.command == "receive") return receive(p, out, err);
   return usage_error(err, "unknown command '" + p.command + "'");
 }
 

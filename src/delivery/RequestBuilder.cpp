@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 
@@ -22,8 +24,10 @@ std::string lower(std::string_view s) {
 // Headers relay sets itself or that belong to the transport: a webhook's extra headers can
 // never replace or duplicate them.
 bool is_reserved_header(std::string_view name) {
-  static constexpr std::array<std::string_view, 6> kReserved = {
-      "content-type", "user-agent", "host", "content-length", "transfer-encoding", "connection"};
+  static constexpr std::array<std::string_view, 9> kReserved = {
+      "content-type",   "user-agent",        "host",
+      "content-length", "transfer-encoding", "connection",
+      "webhook-id",     "webhook-timestamp", "webhook-signature"};
   const std::string n = lower(name);
   return n.starts_with("x-relay-") ||
          std::find(kReserved.begin(), kReserved.end(), n) != kReserved.end();
@@ -53,19 +57,44 @@ bool json_plain(std::string_view s) {
                      [](char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; });
 }
 
+std::string standard_signatures(const config::WebhookConfig& webhook, std::string_view msg_id,
+                                std::int64_t timestamp, std::string_view body,
+                                common::TimePoint now) {
+  std::string out = standard_signature(webhook.signing_key, msg_id, timestamp, body);
+  for (const auto& prev : webhook.previous_secrets) {
+    if (prev.expires <= now) continue;
+    out += ' ';
+    out += standard_signature(prev.key, msg_id, timestamp, body);
+  }
+  return out;
+}
+
 }  // namespace
 
 OutgoingRequest build_request(const config::WebhookConfig& webhook,
                               const config::DeliveryConfig& delivery, std::string_view delivery_id,
-                              std::string_view event_type, std::string payload) {
+                              std::string_view event_type, std::string payload,
+                              common::TimePoint now, bool test) {
+  using config::SignatureScheme;
   OutgoingRequest request;
   request.url = webhook.url;
-  request.headers.reserve(5 + webhook.headers.size());
+  request.headers.reserve(9 + webhook.headers.size());
   request.headers.emplace_back("Content-Type", "application/json");
   request.headers.emplace_back("User-Agent", std::string("relayd/") + relay::kVersion);
   request.headers.emplace_back("X-Relay-Event", std::string(event_type));
   request.headers.emplace_back("X-Relay-Delivery", std::string(delivery_id));
-  request.headers.emplace_back("X-Relay-Signature", signature_header(webhook.secret, payload));
+  if (webhook.signature != SignatureScheme::kStandard) {
+    request.headers.emplace_back("X-Relay-Signature", signature_header(webhook.secret, payload));
+  }
+  if (webhook.signature != SignatureScheme::kRelay) {
+    const auto timestamp =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    request.headers.emplace_back("webhook-id", std::string(delivery_id));
+    request.headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
+    request.headers.emplace_back(
+        "webhook-signature", standard_signatures(webhook, delivery_id, timestamp, payload, now));
+  }
+  if (test) request.headers.emplace_back("X-Relay-Test", "true");
   for (const auto& [name, value] : webhook.headers) {
     if (!is_reserved_header(name)) request.headers.emplace_back(name, value);
   }

@@ -52,12 +52,34 @@ struct LoggingConfig {
   Format format = Format::kText;
 };
 
+/// How a webhook's requests are signed (SPEC §9): `relay` sends X-Relay-Signature, `standard`
+/// the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), `both` both.
+enum class SignatureScheme { kRelay, kStandard, kBoth };
+
+/// "relay", "standard" or "both".
+std::string_view to_string(SignatureScheme scheme);
+
+/// A secret that still signs during a rotation (`previous_secrets:`), until `expires`.
+/// Holds a secret: never log, print or store it.
+struct PreviousSecret {
+  std::string secret;  // as written (never log this)
+  std::string key;     // the decoded bytes of a whsec_ secret (standard/both), else empty
+  std::chrono::sys_time<std::chrono::milliseconds> expires;
+};
+
+/// The bytes of a Standard Webhooks secret: `whsec_` + base64 of 24-64 bytes. nullopt (and
+/// `error` says why, never quoting the secret) for anything else.
+std::optional<std::string> decode_standard_secret(std::string_view secret, std::string& error);
+
 /// One entry of `webhooks:`. Holds the secret: never log, print or store it.
 struct WebhookConfig {
   std::string id;
   std::string url;
-  std::string secret;               // never log, print or store this
-  std::vector<std::string> events;  // exact names, "group.*" or "*"
+  std::string secret;  // never log, print or store this
+  SignatureScheme signature = SignatureScheme::kRelay;
+  std::string signing_key;  // decoded whsec_ bytes when signature is standard or both
+  std::vector<PreviousSecret> previous_secrets;  // at most 5, in file order
+  std::vector<std::string> events;               // exact names, "group.*" or "*"
   bool enabled = true;
   std::size_t max_queued = 10000;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order

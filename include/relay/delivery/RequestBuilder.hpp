@@ -3,17 +3,22 @@
 #include <string>
 #include <string_view>
 
+#include "relay/common/Time.hpp"
 #include "relay/config/Config.hpp"
 #include "relay/delivery/HttpClient.hpp"
 
 namespace relay::delivery {
 
-/// Builds the request SPEC §4 describes for one attempt: Content-Type, User-Agent,
-/// X-Relay-Event, X-Relay-Delivery, X-Relay-Signature, then the webhook's extra headers
-/// (which can never replace those). The body is `payload`, untouched.
+/// Builds the request SPEC §4 and §9 describe for one attempt: Content-Type, User-Agent,
+/// X-Relay-Event, X-Relay-Delivery, then by the webhook's `signature` scheme X-Relay-Signature
+/// (relay, both) and webhook-id / webhook-timestamp (`now` in Unix seconds) /
+/// webhook-signature (standard, both: the current secret first, then every previous secret
+/// that has not expired at `now`), X-Relay-Test: true for a test send, then the webhook's extra
+/// headers (which can never replace those). The body is `payload`, untouched.
 OutgoingRequest build_request(const config::WebhookConfig& webhook,
                               const config::DeliveryConfig& delivery, std::string_view delivery_id,
-                              std::string_view event_type, std::string payload);
+                              std::string_view event_type, std::string payload,
+                              common::TimePoint now = common::now_ms(), bool test = false);
 
 /// Request headers as a JSON object text for the attempt log. The signature is kept (it is not
 /// the secret and operators compare it with what the receiver computed), but webhook headers

@@ -331,5 +331,62 @@ TEST(ConfigErrors, EveryProblemIsReportedInFileOrder) {
             }));
 }
 
+TEST(ConfigErrors, SignatureSchemes) {
+  EXPECT_EQ(problems(kHooks + "    signature: hmac\n"),
+            (Lines{"t.yaml:6:16: webhooks[crm].signature: unknown signature scheme 'hmac' "
+                   "(expected relay, standard or both)"}));
+  // The secret must be whsec_ + base64 of 24-64 bytes; never quoted in the message.
+  EXPECT_EQ(problems(kHooks + "    signature: standard\n"),
+            (Lines{"t.yaml:4:13: webhooks[crm].secret: must start with 'whsec_' (the Standard "
+                   "Webhooks secret format; make one with 'relayd gen-secret') (required by "
+                   "signature: standard or both)"}));
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: crm\n"
+                     "    url: https://crm.example.com/hooks\n"
+                     "    secret: whsec_c2hvcnQ=\n"
+                     "    signature: both\n"
+                     "    events: [ticket.created]\n"),
+            (Lines{"t.yaml:4:13: webhooks[crm].secret: must decode to 24-64 bytes (it decodes "
+                   "to 5) (required by signature: standard or both)"}));
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: crm\n"
+                     "    url: https://crm.example.com/hooks\n"
+                     "    secret: whsec_not*base64\n"
+                     "    signature: standard\n"
+                     "    events: [ticket.created]\n"),
+            (Lines{"t.yaml:4:13: webhooks[crm].secret: the part after 'whsec_' is not valid "
+                   "base64 (required by signature: standard or both)"}));
+}
+
+TEST(ConfigErrors, PreviousSecrets) {
+  EXPECT_EQ(problems(kHooks + "    previous_secrets:\n      - secret: old\n"),
+            (Lines{"t.yaml:7:9: webhooks[crm].previous_secrets[0]: missing required key "
+                   "'expires' (an RFC 3339 UTC time such as 2026-12-01T00:00:00Z)"}));
+  EXPECT_EQ(problems(kHooks + "    previous_secrets:\n      - {secret: old, expires: tomorrow}\n"),
+            (Lines{"t.yaml:7:32: webhooks[crm].previous_secrets[0].expires: invalid time "
+                   "'tomorrow' (expected an RFC 3339 UTC time such as 2026-12-01T00:00:00Z)"}));
+  EXPECT_EQ(problems(kHooks + "    previous_secrets:\n      - {expires: 2026-12-01T00:00:00Z}\n"),
+            (Lines{"t.yaml:7:9: webhooks[crm].previous_secrets[0]: missing required key "
+                   "'secret' (or 'secret_file')"}));
+  EXPECT_EQ(problems(kHooks + "    previous_secrets: old\n"),
+            (Lines{"t.yaml:6:23: webhooks[crm].previous_secrets: expected a list of {secret (or "
+                   "secret_file), expires}"}));
+  std::string six = kHooks + "    previous_secrets:\n";
+  for (int i = 0; i < 6; ++i) six += "      - {secret: s, expires: 2026-12-01T00:00:00Z}\n";
+  EXPECT_EQ(problems(six), (Lines{"t.yaml:7:7: webhooks[crm].previous_secrets: at most 5 "
+                                  "previous secrets (found 6)"}));
+  // With signature: standard every previous secret must be a whsec_ secret too.
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: crm\n"
+                     "    url: https://crm.example.com/hooks\n"
+                     "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                     "    signature: standard\n"
+                     "    previous_secrets: [{secret: old, expires: 2026-12-01T00:00:00Z}]\n"
+                     "    events: [ticket.created]\n"),
+            (Lines{"t.yaml:6:33: webhooks[crm].previous_secrets[0].secret: must start with "
+                   "'whsec_' (the Standard Webhooks secret format; make one with 'relayd "
+                   "gen-secret') (required by signature: standard or both)"}));
+}
+
 }  // namespace
 }  // namespace relay::config

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ConfigTestSupport.hpp"
+#include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
 
 namespace relay::config {
@@ -272,6 +273,38 @@ TEST(ConfigLoader, MissingFileIsOneProblemWithoutPosition) {
 TEST(ConfigLoader, GoodWebhookFixtureLoads) {
   const auto config = parse_config("webhooks:\n" + std::string(kGoodWebhook), "t.yaml", fake_env());
   EXPECT_EQ(config->webhooks.at(0).secret, "s3cr3t-value");
+}
+
+TEST(ConfigLoader, SignatureSchemesAndPreviousSecrets) {
+  TempDir dir;
+  const auto old_file = dir.write("old.secret", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+  const auto config = parse_config(
+      "webhooks:\n"
+      "  - id: std\n"
+      "    url: https://a.example.com/h\n"
+      "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+      "    signature: standard\n"
+      "    previous_secrets:\n"
+      "      - secret_file: " +
+          old_file +
+          "\n"
+          "        expires: 2026-12-01T00:00:00Z\n"
+          "    events: ['*']\n"
+          "  - id: plain\n"
+          "    url: https://b.example.com/h\n"
+          "    secret: not-a-whsec-secret\n"
+          "    events: ['*']\n",
+      "t.yaml", fake_env());
+  const auto& std_hook = config->webhooks.at(0);
+  EXPECT_EQ(std_hook.signature, SignatureScheme::kStandard);
+  EXPECT_EQ(std_hook.signing_key.size(), 24u);
+  ASSERT_EQ(std_hook.previous_secrets.size(), 1u);
+  EXPECT_EQ(std_hook.previous_secrets[0].secret, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  EXPECT_EQ(std_hook.previous_secrets[0].key, std::string(24, '\0'));
+  EXPECT_EQ(common::format_rfc3339_s(std_hook.previous_secrets[0].expires), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(config->webhooks.at(1).signature, SignatureScheme::kRelay);
+  EXPECT_TRUE(config->webhooks.at(1).signing_key.empty());
+  EXPECT_EQ(to_string(SignatureScheme::kBoth), "both");
 }
 
 }  // namespace

@@ -116,5 +116,88 @@ TEST(RequestBuilder, HeadersJsonIsValidJsonForAnyBytes) {
   EXPECT_EQ(nlohmann::json::parse(headers_for_log(odd))["Set-Cookie"], "[redacted], [redacted]");
 }
 
+// The Standard Webhooks secret of the specification's example, and a second one.
+constexpr std::string_view kWhsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+constexpr std::string_view kWhsecOld = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+config::WebhookConfig standard_webhook(config::SignatureScheme scheme) {
+  config::WebhookConfig w;
+  w.id = "crm";
+  w.url = "https://crm.example.com/hooks/relay";
+  w.secret = std::string(kWhsec);
+  w.signature = scheme;
+  std::string error;
+  w.signing_key = *config::decode_standard_secret(kWhsec, error);
+  return w;
+}
+
+const std::string* find_header(const OutgoingRequest& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+TEST(RequestBuilder, StandardSchemeHeaders) {
+  const auto w = standard_webhook(config::SignatureScheme::kStandard);
+  const std::string body = R"({"id":"evt_1"})";
+  const auto now = common::TimePoint(std::chrono::milliseconds(1614265330123));
+  const auto r = build_request(w, {}, "dlv_1", "ticket.created", body, now);
+  EXPECT_EQ(find_header(r, "X-Relay-Signature"), nullptr);
+  ASSERT_NE(find_header(r, "webhook-id"), nullptr);
+  EXPECT_EQ(*find_header(r, "webhook-id"), "dlv_1");
+  EXPECT_EQ(*find_header(r, "webhook-timestamp"), "1614265330");
+  EXPECT_EQ(*find_header(r, "webhook-signature"),
+            standard_signature(w.signing_key, "dlv_1", 1614265330, body));
+  EXPECT_EQ(*find_header(r, "X-Relay-Event"), "ticket.created");
+  EXPECT_EQ(*find_header(r, "X-Relay-Delivery"), "dlv_1");
+  EXPECT_EQ(find_header(r, "X-Relay-Test"), nullptr);
+}
+
+TEST(RequestBuilder, BothSchemesAndTestFlag) {
+  const auto w = standard_webhook(config::SignatureScheme::kBoth);
+  const std::string body = R"({"id":"evt_test_1"})";
+  const auto r = build_request(w, {}, "dlv_2", "ticket.created", body, common::now_ms(), true);
+  ASSERT_NE(find_header(r, "X-Relay-Signature"), nullptr);
+  // relay: the secret as written is the key, as the user guide's receivers use it.
+  EXPECT_EQ(*find_header(r, "X-Relay-Signature"), signature_header(kWhsec, body));
+  EXPECT_NE(find_header(r, "webhook-signature"), nullptr);
+  ASSERT_NE(find_header(r, "X-Relay-Test"), nullptr);
+  EXPECT_EQ(*find_header(r, "X-Relay-Test"), "true");
+}
+
+TEST(RequestBuilder, PreviousSecretsSignUntilTheyExpire) {
+  auto w = standard_webhook(config::SignatureScheme::kStandard);
+  std::string error;
+  config::PreviousSecret old;
+  old.secret = std::string(kWhsecOld);
+  old.key = *config::decode_standard_secret(kWhsecOld, error);
+  const auto now = common::TimePoint(std::chrono::milliseconds(1700000000000));
+  old.expires = now + std::chrono::seconds(1);
+  w.previous_secrets.push_back(old);
+  const std::string body = "{}";
+  const auto before = build_request(w, {}, "dlv_3", "ticket.created", body, now);
+  const auto current = standard_signature(w.signing_key, "dlv_3", 1700000000, body);
+  const auto previous = standard_signature(old.key, "dlv_3", 1700000000, body);
+  EXPECT_EQ(*find_header(before, "webhook-signature"), current + " " + previous);
+  // At the expiry instant the old secret is gone; the current one is always first.
+  const auto after = build_request(w, {}, "dlv_3", "ticket.created", body, old.expires);
+  EXPECT_EQ(*find_header(after, "webhook-signature"),
+            standard_signature(w.signing_key, "dlv_3", 1700000001, body));
+}
+
+TEST(RequestBuilder, StandardHeadersCannotBeOverridden) {
+  auto w = standard_webhook(config::SignatureScheme::kStandard);
+  w.headers = {{"webhook-signature", "v1,forged"}, {"Webhook-Id", "x"}, {"X-Team", "a"}};
+  const auto r = build_request(w, {}, "dlv_4", "ticket.created", "{}");
+  int signatures = 0;
+  for (const auto& [k, v] : r.headers) {
+    if (k == "webhook-signature" || k == "Webhook-Id") ++signatures;
+    EXPECT_NE(v, "v1,forged");
+  }
+  EXPECT_EQ(signatures, 1);
+  EXPECT_NE(find_header(r, "X-Team"), nullptr);
+}
+
 }  // namespace
 }  // namespace relay::delivery

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "relay/common/Base64.hpp"
+
 namespace relay::delivery {
 namespace {
 
@@ -113,6 +115,18 @@ TEST(Signer, BinaryBytesAreSignedExactly) {
   const std::string with_nul("a\0b", 3);
   EXPECT_NE(hmac_sha256_hex("k", with_nul), hmac_sha256_hex("k", "a"));
   EXPECT_EQ(hmac_sha256_hex("k", with_nul).size(), 64u);
+}
+
+TEST(Signer, StandardWebhooksSpecExample) {
+  // The example of the Standard Webhooks specification: key = base64 after "whsec_".
+  const auto key = common::base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  ASSERT_TRUE(key);
+  EXPECT_EQ(standard_signature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                               R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  // The pieces are signed as the one string "{id}.{timestamp}.{body}".
+  EXPECT_EQ(standard_signature(*key, "msg_1", 17, "{}"),
+            "v1," + common::base64_encode(from_hex(hmac_sha256_hex(*key, "msg_1.17.{}"))));
 }
 
 }  // namespace
