@@ -48,6 +48,11 @@ struct Parsed {
   std::optional<std::string> status;
 };
 
+int usage_error(std::ostream& err, const std::string& message) {
+  err << "relayd: " << message << " (see relayd --help)\n";
+  return 2;
+}
+
 std::optional<int> parse_int(const std::string& s, int min, int max) {
   if (s.empty() || s.size() > 6) return std::nullopt;
   int v = 0;
@@ -85,11 +90,6 @@ int receive(const Parsed& p, std::ostream& out, std::ostream& err) {
     options.status = *status;
   }
   return run_receive(options, out, err);
-}
-
-int usage_error(std::ostream& err, const std::string& message) {
-  err << "relayd: " << message << " (see relayd --help)\n";
-  return 2;
 }
 
 }  // namespace

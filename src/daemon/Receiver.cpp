@@ -64,7 +64,8 @@ void print_block(std::ostream& out, const ReceiveOptions& options,
                  const http::request<http::string_body>& req) {
   std::string scheme;
   const auto v = verify(options, req, scheme);
-  const auto body = nlohmann::json::parse(req.body(), nullptr, false);
+  // ordered_json: the body is shown with its keys in the order they were sent.
+  const auto body = nlohmann::ordered_json::parse(req.body(), nullptr, false);
   std::string event = header(req, "X-Relay-Event");
   std::string event_id;
   if (body.is_object() && body.contains("id") && body["id"].is_string()) {
@@ -83,7 +84,7 @@ void print_block(std::ostream& out, const ReceiveOptions& options,
   if (body.is_discarded()) {
     out << req.body() << '\n';
   } else {
-    out << body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    out << body.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
   }
   out << "answered:  " << options.status << "\n\n";
   out.flush();
