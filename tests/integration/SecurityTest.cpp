@@ -251,7 +251,10 @@ TEST_F(SecurityTest, IdleConnectionsCannotExhaustDescriptors) {
 TEST_F(SecurityTest, AtTheCapBusyConnectionsAreKeptAndNewOnesRefused) {
   cfg_.server_extra += "  max_connections: 8\n";
   start();
+  // The start-up probe's connections must be gone first: until relayd has read a request's
+  // first byte, its connection is idle and may be the one shed.
   client_.reset();
+  std::this_thread::sleep_for(500ms);
   std::vector<int> busy;
   for (int i = 0; i < 8; ++i) {
     const int fd = connect_to(cfg_.port);
@@ -259,8 +262,9 @@ TEST_F(SecurityTest, AtTheCapBusyConnectionsAreKeptAndNewOnesRefused) {
     // Half a header: a request in progress.
     ASSERT_TRUE(send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n"));
     busy.push_back(fd);
+    std::this_thread::sleep_for(100ms);
   }
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(500ms);
   const int refused = connect_to(cfg_.port);
   ASSERT_GE(refused, 0);  // the kernel accepts; relayd closes it at once
   EXPECT_TRUE(closed_by_peer(refused, 3s));
