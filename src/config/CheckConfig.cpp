@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "relay/common/Redaction.hpp"
+
 namespace relay::config {
 namespace {
 
@@ -27,6 +29,7 @@ void print_config_summary(const Config& config, std::ostream& out) {
       << (s.token_file ? "bearer token from " + *s.token_file : std::string("none (no token_file)"))
       << '\n';
   out << "  max_body_bytes: " << s.max_body_bytes << '\n';
+  out << "  max_connections: " << s.max_connections << '\n';
   if (s.tls_cert && s.tls_key) {
     out << "  tls: cert " << *s.tls_cert << ", key " << *s.tls_key << '\n';
   } else {
@@ -51,8 +54,8 @@ void print_config_summary(const Config& config, std::ostream& out) {
       << (config.logging.format == LoggingConfig::Format::kJson ? "json" : "text") << '\n';
   out << "webhooks: " << config.webhooks.size() << '\n';
   for (const auto& w : config.webhooks) {
-    // id, url, events, enabled only: never the secret or header values.
-    out << "  - " << w.id << ": " << w.url << " events=[" << join(w.events)
+    // id, url (query values redacted), events, enabled only: never the secret or header values.
+    out << "  - " << w.id << ": " << common::redact_url(w.url) << " events=[" << join(w.events)
         << "] enabled=" << (w.enabled ? "true" : "false") << '\n';
   }
 }

@@ -1,5 +1,7 @@
 // YAML -> Config with every problem collected at its line:col (SPEC §2).
 #include "relay/config/ConfigLoader.hpp"
+#include "relay/common/Ascii.hpp"
+#include "relay/common/HeaderNames.hpp"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -97,20 +99,9 @@ std::string trim(std::string s) {
   return s.substr(b, e - b);
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool is_alpha(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+using common::is_alpha;
+using common::is_digit;
+using common::lower;
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
@@ -277,15 +268,6 @@ std::optional<std::string> check_url(std::string_view url, bool allow_http, std:
     }
   }
   return scheme + std::string(url.substr(sep));
-}
-
-bool is_forbidden_header(const std::string& lower_name) {
-  static constexpr std::string_view kForbidden[] = {
-      "content-type", "content-length",    "host",
-      "user-agent",   "transfer-encoding", "connection",
-      "webhook-id",   "webhook-timestamp", "webhook-signature"};
-  return std::find(std::begin(kForbidden), std::end(kForbidden), lower_name) !=
-         std::end(kForbidden);
 }
 
 std::string mark_text(const YAML::Mark& m) {
@@ -570,8 +552,8 @@ class Loader {
   // ---- sections ------------------------------------------------------------------------------
 
   void server(const Entry& entry, ServerConfig& out) {
-    const auto s =
-        section(entry, {"listen", "token_file", "max_body_bytes", "tls_cert", "tls_key"});
+    const auto s = section(entry, {"listen", "token_file", "max_body_bytes", "max_connections",
+                                   "tls_cert", "tls_key"});
     if (!s) return;
     if (const auto* e = s->get("listen")) listen(*e, s->key_path("listen"), out);
     if (const auto* e = s->get("token_file")) {
@@ -603,6 +585,11 @@ class Loader {
       if (auto n = positive_int(*e, s->key_path("max_body_bytes"),
                                 std::numeric_limits<std::uint32_t>::max())) {
         out.max_body_bytes = static_cast<std::size_t>(*n);
+      }
+    }
+    if (const auto* e = s->get("max_connections")) {
+      if (auto n = positive_int(*e, s->key_path("max_connections"), 1000000)) {
+        out.max_connections = static_cast<std::size_t>(*n);
       }
     }
     const auto* cert = s->get("tls_cert");
@@ -1015,11 +1002,11 @@ class Loader {
         continue;
       }
       const std::string lname = lower(h.key);
-      if (is_forbidden_header(lname)) {
+      if (common::is_relay_set_header(lname)) {
         add(key_mark, path + ": '" + h.key + "' is set by relayd and cannot be overridden");
         continue;
       }
-      if (lname.starts_with("x-relay-")) {
+      if (common::is_relay_prefixed_header(lname)) {
         add(key_mark, path + ": '" + h.key + "' is reserved (relayd sets X-Relay-* headers)");
         continue;
       }

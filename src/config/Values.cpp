@@ -1,4 +1,4 @@
-// Scalar helpers of the config module: durations, ${VAR} expansion, the event catalogue.
+// Scalar helpers of the config module: durations, ${VAR} expansion.
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/common/EventTypes.hpp"
 #include "relay/config/ConfigLoader.hpp"
 
 namespace relay::config {
@@ -133,20 +134,9 @@ std::optional<std::string> expand_env(std::string_view text, const EnvLookup& en
 }
 
 const std::vector<std::string>& event_catalogue() {
-  static const std::vector<std::string> kCatalogue = {
-      "ticket.created",         "ticket.updated",      "ticket.status_changed",
-      "ticket.assigned",        "ticket.deleted",      "message.created",
-      "message.customer_reply", "message.agent_reply", "customer.created",
-      "customer.updated",       "sla.warning",         "sla.breached",
-  };
+  static const std::vector<std::string> kCatalogue(common::kEventTypes.begin(),
+                                                   common::kEventTypes.end());
   return kCatalogue;
-}
-
-bool is_known_event_type(std::string_view type) {
-  for (const auto& t : event_catalogue()) {
-    if (t == type) return true;
-  }
-  return false;
 }
 
 }  // namespace relay::config

@@ -1,6 +1,5 @@
 #include "relay/daemon/AdminApi.hpp"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -10,7 +9,9 @@
 #include <optional>
 #include <string>
 
+#include "relay/common/EventTypes.hpp"
 #include "relay/common/Ids.hpp"
+#include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
 #include "relay/daemon/Metrics.hpp"
@@ -44,17 +45,6 @@ Response error_response(int status, const std::string& code, const std::string& 
 std::optional<std::string> query_value(const Request& req, const std::string& name) {
   for (const auto& [k, v] : req.query) {
     if (k == name) return v;
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> header_value(const Request& req, const std::string& name) {
-  for (const auto& [k, v] : req.headers) {
-    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(a) == std::tolower(b);
-        })) {
-      return v;
-    }
   }
   return std::nullopt;
 }
@@ -135,6 +125,8 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
   dispatcher::Dispatcher& dispatcher;
   Metrics& metrics;
   std::function<std::shared_ptr<const config::Config>()> config;
+  // Set by register_routes() before the server starts.
+  std::function<server::ConnectionStats()> connection_stats;
   // Store reads block: they run here, never on the I/O threads.
   net::thread_pool readers{2};
 
@@ -151,16 +143,6 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
-  bool token_ok(const Request& req) const {
-    const auto& token = config()->server.token;
-    if (token.empty()) return true;
-    const auto value = header_value(req, "authorization");
-    if (!value || value->rfind("Bearer ", 0) != 0) return false;
-    const auto given = value->substr(7);
-    return given.size() == token.size() &&
-           CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
-  }
-
   Response metrics_text() {
     std::string body = metrics.render();
     const auto stats = dispatcher.stats();
@@ -169,6 +151,31 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
         "# TYPE relayd_attempts_in_flight gauge\n"
         "relayd_attempts_in_flight " +
         std::to_string(stats.in_flight) + "\n";
+    if (connection_stats) {
+      const auto c = connection_stats();
+      body +=
+          "# HELP relayd_http_connections Open client connections.\n"
+          "# TYPE relayd_http_connections gauge\n"
+          "relayd_http_connections " +
+          std::to_string(c.open) +
+          "\n"
+          "# HELP relayd_http_connections_limit The connection cap in effect.\n"
+          "# TYPE relayd_http_connections_limit gauge\n"
+          "relayd_http_connections_limit " +
+          std::to_string(c.limit) +
+          "\n"
+          "# HELP relayd_http_connections_shed_total Idle connections closed at the cap to make "
+          "room.\n"
+          "# TYPE relayd_http_connections_shed_total counter\n"
+          "relayd_http_connections_shed_total " +
+          std::to_string(c.shed) +
+          "\n"
+          "# HELP relayd_http_connections_refused_total New connections refused at the cap "
+          "(every connection busy).\n"
+          "# TYPE relayd_http_connections_refused_total counter\n"
+          "relayd_http_connections_refused_total " +
+          std::to_string(c.refused) + "\n";
+    }
     body +=
         "# HELP relayd_deliveries Deliveries in the database by webhook and status.\n"
         "# TYPE relayd_deliveries gauge\n";
@@ -202,7 +209,7 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
         c[s] = counts[wh.id][s];
       }
       json item = {{"id", wh.id},
-                   {"url", wh.url},
+                   {"url", common::redact_url(wh.url)},
                    {"events", wh.events},
                    {"enabled", wh.enabled},
                    {"deliveries", c}};
@@ -318,7 +325,7 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     const auto event_type = body["event"].get<std::string>();
-    if (!config::is_known_event_type(event_type)) {
+    if (!common::is_known_event_type(event_type)) {
       respond(error_response(422, "unknown_event_type", "unknown event type '" + event_type + "'"));
       return;
     }
@@ -362,11 +369,9 @@ void AdminApi::stop() {
 
 void AdminApi::register_routes(server::HttpServer& server) {
   auto impl = impl_;
-  server.add_route("GET", "/metrics", [impl](Request req, Respond respond) {
-    if (!impl->token_ok(req)) {
-      respond(error_response(401, "unauthorized", "missing or wrong bearer token"));
-      return;
-    }
+  impl->connection_stats = [&server] { return server.connection_stats(); };
+  // The server checks the bearer token of every protected route (HttpServer::add_route).
+  server.add_route("GET", "/metrics", [impl](Request, Respond respond) {
     impl->blocking(std::move(respond), [impl] { return impl->metrics_text(); });
   });
   server.add_route("GET", "/v1/webhooks", [impl](Request, Respond respond) {

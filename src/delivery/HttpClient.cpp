@@ -27,6 +27,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "relay/common/HeaderNames.hpp"
 #include "relay/delivery/AddressPolicy.hpp"
 #include "relay/delivery/Url.hpp"
 
@@ -334,10 +335,7 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
   message.set(http::field::host, url.host_header());
   for (const auto& [name, value] : request.headers) {
     // Framing and routing headers are the client's business; a caller cannot override them.
-    if (beast::iequals(name, "host") || beast::iequals(name, "content-length") ||
-        beast::iequals(name, "transfer-encoding") || beast::iequals(name, "connection")) {
-      continue;
-    }
+    if (common::is_framing_header(name)) continue;
     message.insert(name, value);
   }
   message.body() = request.body;

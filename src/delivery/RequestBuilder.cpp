@@ -1,55 +1,18 @@
 #include "relay/delivery/RequestBuilder.hpp"
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
 
+#include "relay/common/HeaderNames.hpp"
+#include "relay/common/Redaction.hpp"
 #include "relay/common/Version.hpp"
 #include "relay/delivery/Signer.hpp"
 
 namespace relay::delivery {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  return out;
-}
-
-// Headers relay sets itself or that belong to the transport: a webhook's extra headers can
-// never replace or duplicate them.
-bool is_reserved_header(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kReserved = {
-      "content-type",   "user-agent",        "host",
-      "content-length", "transfer-encoding", "connection",
-      "webhook-id",     "webhook-timestamp", "webhook-signature"};
-  const std::string n = lower(name);
-  return n.starts_with("x-relay-") ||
-         std::find(kReserved.begin(), kReserved.end(), n) != kReserved.end();
-}
-
-bool looks_like_credential(std::string_view name) {
-  static constexpr std::array<std::string_view, 6> kWords = {"authorization", "cookie", "token",
-                                                             "key",           "secret", "password"};
-  // Runs for every header of every attempt: lower-case into a stack buffer, no allocation.
-  std::array<char, 128> buffer{};
-  if (name.size() > buffer.size()) {
-    const std::string n = lower(name);
-    return std::any_of(kWords.begin(), kWords.end(),
-                       [&](std::string_view w) { return n.find(w) != std::string::npos; });
-  }
-  std::transform(name.begin(), name.end(), buffer.begin(), [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  const std::string_view n(buffer.data(), name.size());
-  return std::any_of(kWords.begin(), kWords.end(),
-                     [&](std::string_view w) { return n.find(w) != std::string_view::npos; });
-}
 
 // Bytes a JSON string holds as they are: printable ASCII except the quote and the backslash.
 bool json_plain(std::string_view s) {
@@ -96,7 +59,7 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
   }
   if (test) request.headers.emplace_back("X-Relay-Test", "true");
   for (const auto& [name, value] : webhook.headers) {
-    if (!is_reserved_header(name)) request.headers.emplace_back(name, value);
+    if (!common::is_reserved_header(name)) request.headers.emplace_back(name, value);
   }
   request.body = std::move(payload);
   request.timeout = delivery.timeout;
@@ -105,9 +68,16 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
   return request;
 }
 
-std::string headers_json(const Headers& headers, bool redact_credentials) {
+namespace {
+
+enum class Redact { kNothing, kSecretNames, kAllButOwn };
+
+std::string to_json(const Headers& headers, Redact redact) {
   const auto shown = [&](const std::pair<std::string, std::string>& h) -> std::string_view {
-    if (redact_credentials && looks_like_credential(h.first)) return "[redacted]";
+    if (redact == Redact::kSecretNames && common::looks_secret(h.first)) return common::kRedacted;
+    if (redact == Redact::kAllButOwn && !common::request_header_shown(h.first)) {
+      return common::kRedacted;
+    }
     return h.second;
   };
   // Written for every attempt: the usual headers (plain ASCII, each name once) are put together
@@ -152,8 +122,14 @@ std::string headers_json(const Headers& headers, bool redact_credentials) {
   return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+}  // namespace
+
+std::string headers_json(const Headers& headers, bool redact_credentials) {
+  return to_json(headers, redact_credentials ? Redact::kSecretNames : Redact::kNothing);
+}
+
 std::string headers_for_log(const Headers& headers) {
-  return headers_json(headers, true);
+  return to_json(headers, Redact::kAllButOwn);
 }
 
 }  // namespace relay::delivery

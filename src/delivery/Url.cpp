@@ -4,20 +4,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
+#include "relay/common/Ascii.hpp"
 
 namespace relay::delivery {
 namespace {
 
-char to_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), to_lower);
-  return out;
-}
+using common::lower;
 
 bool fail(std::string* error, std::string message) {
   if (error) *error = std::move(message);
@@ -30,7 +22,7 @@ bool valid_reg_name(std::string_view host) {
     return false;
   }
   return std::all_of(host.begin(), host.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.' || c == '_';
+    return common::is_alnum(c) || c == '-' || c == '.' || c == '_';
   });
 }
 

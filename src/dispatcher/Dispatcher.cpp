@@ -8,7 +8,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <cctype>
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -17,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "relay/common/Ascii.hpp"
+#include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
@@ -41,12 +42,7 @@ constexpr std::size_t kPrefetch = 2;
 
 std::optional<std::string> find_header(const delivery::Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        })) {
-      return v;
-    }
+    if (common::iequals(k, name)) return v;
   }
   return std::nullopt;
 }
@@ -223,7 +219,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
                 auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
                                                        d.event_type, std::move(d.payload));
                 record->started_at = common::now_ms();
-                record->url = request.url;
+                record->url = common::redact_url(request.url);
                 record->request_headers = delivery::headers_for_log(request.headers);
                 self->client.send(
                     std::move(request), [self, record, cfg, webhook_id = std::move(d.webhook_id)](

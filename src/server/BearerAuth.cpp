@@ -5,6 +5,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "relay/common/Ascii.hpp"
+
 namespace relay::server {
 
 namespace {
@@ -18,14 +20,7 @@ bool sha256(std::string_view text, Digest& out) noexcept {
 }
 
 bool starts_with_bearer(std::string_view header) noexcept {
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() < kScheme.size()) return false;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    char c = header[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != kScheme[i]) return false;
-  }
-  return true;
+  return common::istarts_with(header, "bearer ");
 }
 
 }  // namespace

@@ -6,10 +6,11 @@
 #include <array>
 #include <atomic>
 #include <exception>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <type_traits>
-#include <unordered_map>
 
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "IntakeHandler.hpp"
+#include "Router.hpp"
 #include "relay/server/BearerAuth.hpp"
 #include "relay/store/Store.hpp"
 
@@ -51,21 +53,18 @@ constexpr std::size_t kMaxLingerBytes = 4 * 1024 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr auto kTlsShutdownTime = std::chrono::seconds(1);
 
-struct Route {
-  std::string method;
-  std::string path;
-  bool prefix = false;
-  Handler handler;
-};
-
 /// Per-connection state reachable from outside the connection's coroutine (read deadline
-/// timer, stop()). Touched only on the connection's strand.
+/// timer, stop(), the connection cap). Touched only on the connection's strand, except the
+/// atomics and what sessions_mutex guards.
 struct SessionState {
   explicit SessionState(net::any_io_executor ex) : executor(std::move(ex)) {}
   net::any_io_executor executor;
   std::function<void()> cancel_read;  // set while a read is in progress
   std::uint64_t read_generation = 0;
   bool timed_out = false;
+  bool shed = false;              // chosen by the cap: close instead of waiting for a request
+  std::atomic<bool> busy{false};  // a request is in progress (first byte read → answer written)
+  bool shed_requested = false;    // guarded by sessions_mutex
 };
 
 /// Where a handler's answer lands; the timer doubles as the wake-up signal.
@@ -75,51 +74,6 @@ struct PendingResponse {
   std::optional<Response> response;
   std::atomic<bool> answered{false};
 };
-
-std::string percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out += ' ';
-    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
-      i += 2;
-    } else {
-      out += in[i];
-    }
-  }
-  return out;
-}
-
-void split_target(std::string_view target, Request& request) {
-  const auto question = target.find('?');
-  request.path = std::string(target.substr(0, question));
-  if (question == std::string_view::npos) return;
-  std::string_view query = target.substr(question + 1);
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const auto part = query.substr(0, amp);
-    if (!part.empty()) {
-      const auto eq = part.find('=');
-      request.query.emplace_back(
-          percent_decode(part.substr(0, eq)),
-          eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1)));
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-}
-
-bool under_v1(std::string_view path) {
-  return path == "/v1" || path.starts_with("/v1/");
-}
 
 }  // namespace
 
@@ -134,7 +88,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   net::io_context& io;
   ServerContext context;
   ServerOptions options;
-  std::vector<Route> routes;
+  Router router;
   std::shared_ptr<std::atomic<bool>> shutting_down = std::make_shared<std::atomic<bool>>(false);
   std::atomic<bool> stopped{false};
   std::atomic<std::uint16_t> bound_port{0};
@@ -144,114 +98,116 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::unique_ptr<ssl::context> tls;
   net::thread_pool blocking;
 
+  // Ordered by id, i.e. by accept time: the cap sheds the oldest idle connection first.
   std::mutex sessions_mutex;
-  std::unordered_map<std::uint64_t, std::shared_ptr<SessionState>> sessions;
+  std::map<std::uint64_t, std::shared_ptr<SessionState>> sessions;
   std::uint64_t next_session_id = 0;
-
-  // ---- routing ----
-
-  void dispatch(Request request, const std::function<void(Response)>& respond) {
-    if (under_v1(request.path)) {
-      const auto config = context.config ? context.config() : nullptr;
-      const std::string_view token = config ? std::string_view(config->server.token) : "";
-      if (!token.empty() && !bearer_token_matches(request.header("authorization"), token)) {
-        auto response = error_response(401, "unauthorized",
-                                       "missing or wrong \"Authorization: Bearer <token>\"");
-        response.headers.emplace_back("WWW-Authenticate", "Bearer");
-        respond(std::move(response));
-        return;
-      }
-    }
-    const Route* best = nullptr;
-    std::string allow;
-    for (const auto& route : routes) {
-      const bool path_matches =
-          route.prefix ? request.path.starts_with(route.path) : request.path == route.path;
-      if (!path_matches) continue;
-      if (allow.find(route.method) == std::string::npos) {
-        if (!allow.empty()) allow += ", ";
-        allow += route.method;
-      }
-      if (route.method != request.method) continue;
-      if (best == nullptr || (best->prefix && !route.prefix) ||
-          (best->prefix && route.prefix && route.path.size() > best->path.size())) {
-        best = &route;
-      }
-    }
-    if (best == nullptr) {
-      if (allow.empty()) {
-        respond(error_response(404, "not_found", "no such endpoint: " + request.path));
-      } else {
-        auto response =
-            error_response(405, "method_not_allowed",
-                           request.method + " is not allowed here (allowed: " + allow + ")");
-        response.headers.emplace_back("Allow", allow);
-        respond(std::move(response));
-      }
-      return;
-    }
-    best->handler(std::move(request), respond);
-  }
+  std::size_t shedding = 0;     // sessions asked to close that have not ended yet
+  std::size_t fd_reserve = 64;  // descriptors kept for the rest of the process; set by start()
+  std::atomic<std::uint64_t> shed_total{0};
+  std::atomic<std::uint64_t> refused_total{0};
 
   void add_builtin_routes() {
-    routes.push_back(
-        {"POST", "/v1/events", false, IntakeHandler(context, shutting_down, IntakeKind::kSingle)});
-    routes.push_back({"POST", "/v1/events/batch", false,
-                      IntakeHandler(context, shutting_down, IntakeKind::kBatch)});
-    routes.push_back({"GET", "/healthz", false, [](Request, std::function<void(Response)> respond) {
-                        respond(Response{200, "application/json", R"({"status":"ok"})", {}});
-                      }});
+    router.add("POST", "/v1/events", IntakeHandler(context, shutting_down, IntakeKind::kSingle));
+    router.add("POST", "/v1/events/batch",
+               IntakeHandler(context, shutting_down, IntakeKind::kBatch));
+    router.add("GET", "/healthz", [](Request, std::function<void(Response)> respond) {
+      respond(Response{200, "application/json", R"({"status":"ok"})", {}});
+    });
     // writable() blocks: it runs on the server's own thread pool, never on an I/O thread. The
     // task holds no reference to the server, only to what it needs.
-    routes.push_back(
-        {"GET", "/readyz", false, [this](Request, std::function<void(Response)> respond) {
-           auto not_ready = [](std::string_view reason) {
-             return Response{503,
-                             "application/json",
-                             R"({"status":"not_ready","reason":")" + std::string(reason) + "\"}",
-                             {}};
-           };
-           if (shutting_down->load()) {
-             respond(not_ready("shutting_down"));
-             return;
-           }
-           if (context.store == nullptr) {
-             respond(not_ready("storage_unavailable"));
-             return;
-           }
-           net::post(blocking, [store = context.store, flag = shutting_down,
-                                respond = std::move(respond), not_ready] {
-             bool writable = false;
-             try {
-               writable = store->writable();
-             } catch (const std::exception& e) {
-               spdlog::warn("readyz: store check failed: {}", e.what());
-             }
-             if (flag->load()) {
-               respond(not_ready("shutting_down"));
-             } else if (!writable) {
-               respond(not_ready("storage_unavailable"));
-             } else {
-               respond(Response{200, "application/json", R"({"status":"ready"})", {}});
-             }
-           });
-         }});
+    router.add("GET", "/readyz", [this](Request, std::function<void(Response)> respond) {
+      auto not_ready = [](std::string_view reason) {
+        return Response{503,
+                        "application/json",
+                        R"({"status":"not_ready","reason":")" + std::string(reason) + "\"}",
+                        {}};
+      };
+      if (shutting_down->load()) {
+        respond(not_ready("shutting_down"));
+        return;
+      }
+      if (context.store == nullptr) {
+        respond(not_ready("storage_unavailable"));
+        return;
+      }
+      net::post(blocking, [store = context.store, flag = shutting_down,
+                           respond = std::move(respond), not_ready] {
+        bool writable = false;
+        try {
+          writable = store->writable();
+        } catch (const std::exception& e) {
+          spdlog::warn("readyz: store check failed: {}", e.what());
+        }
+        if (flag->load()) {
+          respond(not_ready("shutting_down"));
+        } else if (!writable) {
+          respond(not_ready("storage_unavailable"));
+        } else {
+          respond(Response{200, "application/json", R"({"status":"ready"})", {}});
+        }
+      });
+    });
   }
 
   // ---- connections ----
 
-  std::shared_ptr<SessionState> register_session(const net::any_io_executor& ex,
-                                                 std::uint64_t& id) {
-    auto state = std::make_shared<SessionState>(ex);
+  /// The connection cap (SPEC §8), called by the accept loop before a new connection is
+  /// served: registers it when there is room or an idle connection can be closed for it
+  /// (oldest first); nullptr when every connection is busy (the caller refuses it).
+  std::shared_ptr<SessionState> admit(const net::any_io_executor& ex, std::uint64_t& id) {
+    const std::size_t cap = connection_cap();
     std::lock_guard lock(sessions_mutex);
+    if (sessions.size() - shedding >= cap) {
+      std::shared_ptr<SessionState> victim;
+      for (const auto& [other_id, other] : sessions) {
+        if (!other->shed_requested && !other->busy.load()) {
+          victim = other;
+          break;
+        }
+      }
+      if (!victim) {
+        ++refused_total;
+        return nullptr;
+      }
+      victim->shed_requested = true;
+      ++shedding;
+      ++shed_total;
+      // On its strand: a connection that became busy meanwhile finishes its request first.
+      net::post(victim->executor, [victim] {
+        victim->shed = true;
+        if (!victim->busy.load() && victim->cancel_read) victim->cancel_read();
+      });
+    }
+    auto state = std::make_shared<SessionState>(ex);
     id = next_session_id++;
     sessions.emplace(id, state);
     return state;
   }
 
+  /// server.max_connections, or fewer when the open-file limit (read each time: an operator
+  /// may lower it with prlimit) leaves less room.
+  std::size_t connection_cap() const {
+    const auto config = context.config ? context.config() : nullptr;
+    return std::min(config ? config->server.max_connections : std::size_t{1024},
+                    connections_fitting_fd_limit(0, fd_reserve));
+  }
+
+  /// Closing shed connections takes a moment; accepting faster than they close could still
+  /// run out of descriptors, so the accept loop waits while too many are on their way out.
+  bool too_many_closing() {
+    constexpr std::size_t kClosingSlack = 16;
+    const std::size_t cap = connection_cap();
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size() >= cap + kClosingSlack;
+  }
+
   void unregister_session(std::uint64_t id) {
     std::lock_guard lock(sessions_mutex);
-    sessions.erase(id);
+    const auto it = sessions.find(id);
+    if (it == sessions.end()) return;
+    if (it->second->shed_requested) --shedding;
+    sessions.erase(it);
   }
 
   /// Starts a read deadline: on expiry the read in progress is cancelled (not the socket
@@ -307,8 +263,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     co_return co_await write_response(stream, error_response(status, code, message), 11, false);
   }
 
-  /// Runs `request` through the routes; resumes when some thread has called respond().
-  net::awaitable<Response> handle(Request request, const net::any_io_executor& ex) {
+  /// Runs `handler`; resumes when some thread has called respond().
+  net::awaitable<Response> handle(const Handler& handler, Request request,
+                                  const net::any_io_executor& ex) {
     auto pending = std::make_shared<PendingResponse>(ex);
     pending->timer.expires_after(options.handler_timeout);
     std::function<void(Response)> respond = [pending, ex](Response response) {
@@ -319,7 +276,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       });
     };
     try {
-      dispatch(std::move(request), respond);
+      handler(std::move(request), respond);
     } catch (const std::exception& e) {
       spdlog::error("http: handler failed: {}", e.what());
       respond(error_response(500, "internal_error", "internal error"));
@@ -335,36 +292,89 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   enum class Ending { kQuiet, kGraceful, kLinger };
 
+  /// One connection's requests, in order. Each request: wait for its first byte (the
+  /// connection is idle until then, so the cap may close it), read the header, then decide
+  /// framing, route and token from the header alone: a refused request never has its body
+  /// buffered or gets `100 Continue` (SPEC §8).
   template <class Stream>
-  net::awaitable<Ending> serve(Stream& stream, const std::shared_ptr<SessionState>& state) {
+  net::awaitable<Ending> serve(Stream& stream, const std::shared_ptr<SessionState>& state,
+                               std::chrono::steady_clock::time_point connected) {
     auto ex = co_await net::this_coro::executor;
     net::steady_timer deadline(ex);
     beast::flat_buffer buffer;
     for (bool first = true;; first = false) {
-      if (stopped) co_return Ending::kGraceful;
-      if (!first && buffer.size() == 0) {
-        // Idle keep-alive: wait for the first byte of the next request.
-        arm(stream, state, deadline, options.idle_timeout);
+      if (stopped || state->shed) co_return Ending::kGraceful;
+      // The first request's header deadline runs from connect (TLS handshake included).
+      auto header_budget = options.header_timeout;
+      if (buffer.size() == 0) {
+        arm(stream, state, deadline, first ? options.header_timeout : options.idle_timeout);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kUseTuple);
-        disarm(state, deadline);
-        if (ec) co_return Ending::kQuiet;
+        const bool timed_out = disarm(state, deadline);
+        if (ec) {
+          if (!first || state->shed) co_return Ending::kQuiet;
+          co_return co_await read_failed(stream, ec, timed_out, "header");
+        }
         buffer.commit(n);
       }
+      if (first) {
+        const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - connected);
+        header_budget = std::max(std::chrono::milliseconds(1), header_budget - spent);
+      }
+      state->busy = true;
+      struct Idle {
+        SessionState& state;
+        ~Idle() { state.busy = false; }
+      } idle_again{*state};
 
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
       const auto config = context.config ? context.config() : nullptr;
       parser.body_limit(config ? config->server.max_body_bytes : kDefaultBodyLimit);
 
-      arm(stream, state, deadline, options.header_timeout);
+      arm(stream, state, deadline, header_budget);
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
       bool timed_out = disarm(state, deadline);
       if (ec) co_return co_await read_failed(stream, ec, timed_out, "header");
 
       auto& req = parser.get();
+      std::optional<std::string> transfer_encoding;
+      for (const auto& field : req) {
+        if (field.name() != http::field::transfer_encoding) continue;
+        if (transfer_encoding) transfer_encoding->append(", ");
+        transfer_encoding = transfer_encoding.value_or("").append(field.value());
+      }
+      if (const auto framing = transfer_encoding_error(transfer_encoding)) {
+        spdlog::debug("http: refused framing: {}", *framing);
+        co_await write_error(stream, 400, "bad_request", *framing);
+        co_return Ending::kLinger;
+      }
+
+      const unsigned version = req.version();
+      Request request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      split_target(request.target, request);
+      for (const auto& field : req) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      const std::string_view token = config ? std::string_view(config->server.token) : "";
+      auto decision =
+          router.decide(request.method, request.path, request.header("authorization"), token);
+      if (decision.refusal) {
+        // An unread body is never read: close after the answer instead.
+        const bool body_pending = !parser.is_done();
+        const bool again = !body_pending && req.keep_alive() && !stopped;
+        if (!co_await write_response(stream, std::move(*decision.refusal), version, again)) {
+          co_return Ending::kQuiet;
+        }
+        if (!again) co_return body_pending ? Ending::kLinger : Ending::kGraceful;
+        continue;
+      }
+
       if (!parser.is_done()) {
         if (beast::iequals(req[http::field::expect], "100-continue")) {
-          http::response<http::empty_body> cont{http::status::continue_, req.version()};
+          http::response<http::empty_body> cont{http::status::continue_, version};
           if (!co_await write(stream, cont)) co_return Ending::kQuiet;
         }
         auto budget = options.body_timeout_max;
@@ -379,20 +389,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (ec) co_return co_await read_failed(stream, ec, timed_out, "body");
       }
 
-      auto message = parser.release();
-      const unsigned version = message.version();
-      const bool keep_alive = message.keep_alive();
-      Request request;
-      request.method = std::string(message.method_string());
-      request.target = std::string(message.target());
-      split_target(request.target, request);
-      for (const auto& field : message) {
-        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-      }
-      request.body = std::move(message.body());
+      const bool keep_alive = parser.get().keep_alive();
+      request.body = std::move(parser.get().body());
 
-      Response response = co_await handle(std::move(request), ex);
-      const bool again = keep_alive && !stopped;
+      Response response = co_await handle(*decision.handler, std::move(request), ex);
+      const bool again = keep_alive && !stopped && !state->shed;
       if (!co_await write_response(stream, std::move(response), version, again)) {
         co_return Ending::kQuiet;
       }
@@ -452,10 +453,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     co_return;
   }
 
-  net::awaitable<void> run_session(std::shared_ptr<Impl> self, tcp::socket socket) {
-    const auto ex = socket.get_executor();
-    std::uint64_t id = 0;
-    auto state = register_session(ex, id);
+  net::awaitable<void> run_session(std::shared_ptr<Impl> self, tcp::socket socket,
+                                   std::shared_ptr<SessionState> state, std::uint64_t id) {
+    const auto connected = std::chrono::steady_clock::now();
     struct Unregister {
       Impl* impl;
       std::shared_ptr<SessionState> state;
@@ -476,10 +476,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       TlsStream stream(beast::tcp_stream(std::move(socket)), *tls);
       ClearCancel clear{*state};
       beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+      // A handshaking connection is idle too: the cap may close it.
+      state->cancel_read = [&stream] { beast::get_lowest_layer(stream).cancel(); };
       auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
+      state->cancel_read = nullptr;
       beast::get_lowest_layer(stream).expires_never();
-      if (ec) co_return;
-      const auto ending = co_await serve(stream, state);
+      if (ec || state->shed) co_return;
+      const auto ending = co_await serve(stream, state, connected);
       if (ending != Ending::kQuiet) {
         beast::get_lowest_layer(stream).expires_after(kTlsShutdownTime);
         co_await stream.async_shutdown(kUseTuple);
@@ -488,7 +491,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     } else {
       beast::tcp_stream stream(std::move(socket));
       ClearCancel clear{*state};
-      const auto ending = co_await serve(stream, state);
+      const auto ending = co_await serve(stream, state, connected);
       error_code ignored;
       if (ending == Ending::kLinger) {
         co_await linger(stream, state);
@@ -502,6 +505,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   net::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
     net::steady_timer backoff(acceptor_strand);
     for (;;) {
+      while (too_many_closing() && !stopped) {
+        backoff.expires_after(std::chrono::milliseconds(5));
+        co_await backoff.async_wait(kUseTuple);
+      }
       tcp::socket socket(net::make_strand(io));
       auto [ec] = co_await acceptor->async_accept(socket, kUseTuple);
       if (stopped || !acceptor->is_open()) co_return;
@@ -514,18 +521,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         continue;
       }
       error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
       const auto ex = socket.get_executor();
-      net::co_spawn(ex, run_session(self, std::move(socket)), [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("http: connection failed: {}", ex.what());
-        } catch (...) {
-          spdlog::error("http: connection failed");
-        }
-      });
+      std::uint64_t id = 0;
+      auto state = admit(ex, id);
+      if (!state) {
+        // Every connection is busy: refusing this one keeps the descriptors for them.
+        socket.close(ignored);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ignored);
+      net::co_spawn(ex, run_session(self, std::move(socket), std::move(state), id),
+                    [](std::exception_ptr e) {
+                      if (!e) return;
+                      try {
+                        std::rethrow_exception(e);
+                      } catch (const std::exception& ex) {
+                        spdlog::error("http: connection failed: {}", ex.what());
+                      } catch (...) {
+                        spdlog::error("http: connection failed");
+                      }
+                    });
     }
   }
 
@@ -559,6 +574,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (!config) throw std::runtime_error("HttpServer: no configuration");
     const auto& server = config->server;
     load_tls(server);
+    // Descriptors kept for everything but clients: SQLite (database, WAL, shared memory, per
+    // reader), outbound deliveries, logs, the event loop.
+    fd_reserve = 64 + config->delivery.concurrency;
+    const auto fd_cap = connections_fitting_fd_limit(server.max_connections, fd_reserve);
+    if (fd_cap < server.max_connections) {
+      spdlog::warn(
+          "http: the open-file limit leaves room for {} connections, not server.max_connections "
+          "{}; raise LimitNOFILE to allow more",
+          fd_cap, server.max_connections);
+    }
 
     const std::string where = server.listen_host + ":" + std::to_string(server.listen_port);
     error_code ec;
@@ -635,8 +660,19 @@ HttpServer::~HttpServer() {
 
 void HttpServer::add_route(std::string method, std::string path_prefix, Handler handler) {
   if (impl_->started) throw std::logic_error("HttpServer::add_route after start");
-  const bool prefix = !path_prefix.empty() && path_prefix.back() == '/';
-  impl_->routes.push_back({std::move(method), std::move(path_prefix), prefix, std::move(handler)});
+  impl_->router.add(std::move(method), std::move(path_prefix), std::move(handler));
+}
+
+ConnectionStats HttpServer::connection_stats() const {
+  ConnectionStats stats;
+  stats.limit = impl_->connection_cap();
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    stats.open = impl_->sessions.size();
+  }
+  stats.shed = impl_->shed_total.load();
+  stats.refused = impl_->refused_total.load();
+  return stats;
 }
 
 void HttpServer::start() {

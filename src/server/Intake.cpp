@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "relay/common/Ascii.hpp"
 #include "relay/common/Ids.hpp"
 
 namespace relay::server {
@@ -21,15 +22,7 @@ std::string quote(std::string_view text) {
   return OrderedJson(std::string(text)).dump(-1, ' ', false, kReplaceInvalidUtf8);
 }
 
-char ascii_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using common::trim_ows;
 
 /// Deepest nesting of arrays/objects, counted outside strings; stops counting once `limit` is
 /// exceeded. Malformed input is left for the parser to report.
@@ -140,10 +133,6 @@ std::optional<IntakeError> validate_event(const OrderedJson& item, std::optional
 
 }  // namespace
 
-bool is_known_event_type(std::string_view type) {
-  return std::find(kEventTypes.begin(), kEventTypes.end(), type) != kEventTypes.end();
-}
-
 bool is_valid_event_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxEventIdLength) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
@@ -154,11 +143,11 @@ bool is_valid_event_id(std::string_view id) {
 
 bool is_json_content_type(std::string_view content_type) {
   const auto semicolon = content_type.find(';');
-  const auto media = trim(content_type.substr(0, semicolon));
+  const auto media = trim_ows(content_type.substr(0, semicolon));
   constexpr std::string_view kJson = "application/json";
   if (media.size() != kJson.size()) return false;
   for (std::size_t i = 0; i < media.size(); ++i) {
-    if (ascii_lower(media[i]) != kJson[i]) return false;
+    if (common::to_lower(media[i]) != kJson[i]) return false;
   }
   return true;
 }

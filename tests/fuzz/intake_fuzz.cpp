@@ -21,6 +21,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../../src/server/Framing.hpp"
 #include "FuzzCheck.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/Config.hpp"
@@ -296,6 +297,20 @@ void run_http(std::string_view bytes) {
     if (ec || !parser.is_done()) return;
   }
   const auto& message = parser.get();
+  // The framing rule the server applies right after the header (RFC 9112 §6.3): a request is
+  // only ever served with a Transfer-Encoding of exactly "chunked", which Beast then decodes;
+  // anything else is 400 and close, so no byte after it runs as a smuggled next request.
+  std::optional<std::string> transfer_encoding;
+  for (const auto& field : message) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    if (transfer_encoding) transfer_encoding->append(", ");
+    transfer_encoding = transfer_encoding.value_or("").append(field.value());
+  }
+  if (relay::server::transfer_encoding_error(transfer_encoding)) return;
+  RELAY_FUZZ_CHECK(parser.chunked() == transfer_encoding.has_value());
+  relay::server::Request split;
+  relay::server::split_target(message.target(), split);
+  RELAY_FUZZ_CHECK(split.path.size() <= message.target().size());
   RELAY_FUZZ_CHECK(message.body().size() <= kBodyLimit);
   if (const auto length = parser.content_length()) {
     RELAY_FUZZ_CHECK(message.body().size() == *length);

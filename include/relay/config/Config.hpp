@@ -23,6 +23,10 @@ struct ServerConfig {
   std::optional<std::string> token_file;
   std::string token;  // contents of token_file, trimmed; empty = no token required
   std::size_t max_body_bytes = 1048576;
+  /// Open client connections at most; at the cap the oldest idle one is closed for a new one,
+  /// and a new one is refused only when all are busy (SPEC §8). Lowered at start when the
+  /// open-file limit cannot hold it.
+  std::size_t max_connections = 1024;
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
 };

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/common/EventTypes.hpp"
 #include "relay/config/Config.hpp"
 
 namespace relay::config {
@@ -43,8 +44,8 @@ std::string format_duration(Duration d);
 std::optional<std::string> expand_env(std::string_view text, const EnvLookup& env,
                                       std::string& error);
 
-/// The user guide's event catalogue (ticket.created, …, sla.breached).
+/// The user guide's event catalogue (common/EventTypes.hpp) as strings.
 const std::vector<std::string>& event_catalogue();
-bool is_known_event_type(std::string_view type);
+using common::is_known_event_type;
 
 }  // namespace relay::config

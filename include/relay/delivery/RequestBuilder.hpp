@@ -20,15 +20,14 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
                               std::string_view event_type, std::string payload,
                               common::TimePoint now = common::now_ms(), bool test = false);
 
-/// Request headers as a JSON object text for the attempt log. The signature is kept (it is not
-/// the secret and operators compare it with what the receiver computed), but webhook headers
-/// whose name suggests a credential (Authorization, Cookie, *token*, *key*, *secret*,
-/// *password*) are written as "[redacted]".
+/// Request headers as a JSON object text for the attempt log (common/Redaction.hpp): relayd's
+/// own headers as sent (the signature is not the secret, and operators compare it with what the
+/// receiver computed); every header the webhook configured as "[redacted]", whatever its name.
 std::string headers_for_log(const Headers& headers);
 
 /// Headers as a JSON object text, in order; a name sent more than once is one key with the
 /// values joined by ", " (RFC 9110 §5.3); invalid UTF-8 is replaced, never thrown on. With
-/// `redact_credentials`, values are hidden as headers_for_log describes.
+/// `redact_credentials`, values whose name looks secret (common::looks_secret) are hidden.
 std::string headers_json(const Headers& headers, bool redact_credentials);
 
 }  // namespace relay::delivery

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "relay/common/Ascii.hpp"
 #include "relay/config/Config.hpp"
 
 namespace boost::asio {
@@ -34,13 +35,7 @@ struct Request {
   /// The first header named `name` (ASCII case-insensitive), or nullopt.
   [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
-      if (key.size() != name.size()) continue;
-      bool same = true;
-      for (std::size_t i = 0; i < key.size() && same; ++i) {
-        auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
-        same = lower(key[i]) == lower(name[i]);
-      }
-      if (same) return std::string_view(value);
+      if (common::iequals(key, name)) return std::string_view(value);
     }
     return std::nullopt;
   }
@@ -90,6 +85,14 @@ struct ServerOptions {
   std::size_t blocking_threads = 1;
 };
 
+/// The connection cap's state, for /metrics.
+struct ConnectionStats {
+  std::size_t open = 0;       // client connections now
+  std::size_t limit = 0;      // server.max_connections, or less when the open-file limit is lower
+  std::uint64_t shed = 0;     // idle connections closed to make room for a new one
+  std::uint64_t refused = 0;  // new connections closed at once because every one was busy
+};
+
 /// The HTTP/1.1 listener on server.listen (plain, or TLS with server.tls_cert/tls_key):
 /// intake (POST /v1/events, /v1/events/batch), /healthz, /readyz, plus routes the daemon adds
 /// (admin API). Keep-alive, header/body limits and read deadlines on every connection.
@@ -107,10 +110,13 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   /// Adds a route before start(). `path_prefix` ending in '/' matches by prefix, else exactly.
-  /// Routes under /v1 require the bearer token when one is configured.
+  /// Routes under /v1 and /metrics require the bearer token when one is configured; the token,
+  /// method and path are checked as soon as the header is read (Router.hpp).
   void add_route(std::string method, std::string path_prefix, Handler handler);
 
   void start();
+  /// Open/shed/refused connection counts (thread-safe).
+  [[nodiscard]] ConnectionStats connection_stats() const;
   /// The bound port (useful with port 0).
   [[nodiscard]] std::uint16_t port() const;
   /// From now on intake answers 503 shutting_down and /readyz 503; /healthz still answers.

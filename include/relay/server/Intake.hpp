@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/common/EventTypes.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/Config.hpp"
 #include "relay/store/Types.hpp"
@@ -16,20 +17,15 @@
 /// Everything is thread-safe (no shared state); nothing throws except std::bad_alloc.
 namespace relay::server {
 
-/// The event catalogue of the user guide (a copy: intake must not depend on config loading).
-inline constexpr std::array<std::string_view, 12> kEventTypes = {
-    "ticket.created",         "ticket.updated",      "ticket.status_changed",
-    "ticket.assigned",        "ticket.deleted",      "message.created",
-    "message.customer_reply", "message.agent_reply", "customer.created",
-    "customer.updated",       "sla.warning",         "sla.breached"};
+/// The event catalogue lives in common/EventTypes.hpp (one list for config, intake and tests).
+using common::is_known_event_type;
+using common::kEventTypes;
 
 inline constexpr std::size_t kMaxBatchEvents = 1000;
 inline constexpr std::size_t kMaxEventIdLength = 128;
 /// Deeper JSON nesting is refused (400 invalid_json) before parsing, so no recursive code
 /// (serialisation, a subscriber's parser) ever sees a stack-exhausting document.
 inline constexpr std::size_t kMaxJsonDepth = 256;
-
-[[nodiscard]] bool is_known_event_type(std::string_view type);
 
 /// 1–128 characters of [A-Za-z0-9_.:-].
 [[nodiscard]] bool is_valid_event_id(std::string_view id);

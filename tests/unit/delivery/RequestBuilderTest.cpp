@@ -65,7 +65,7 @@ TEST(RequestBuilder, CopiesFlags) {
   EXPECT_EQ(r.timeout, d.timeout);
 }
 
-TEST(RequestBuilder, HeadersForLogRedactsCredentials) {
+TEST(RequestBuilder, HeadersForLogShowsOnlyRelaydsOwnHeaders) {
   const Headers h = {{"Content-Type", "application/json"},
                      {"X-Relay-Signature", "sha256=abc"},
                      {"Authorization", "Bearer abc"},
@@ -85,9 +85,12 @@ TEST(RequestBuilder, HeadersForLogRedactsCredentials) {
   EXPECT_EQ(j["X-Auth-Token"], "[redacted]");
   EXPECT_EQ(j["X-Client-Secret"], "[redacted]");
   EXPECT_EQ(j["X-Password"], "[redacted]");
-  EXPECT_EQ(j["X-Team"], "support, ops");
+  // Issue #13: every configured header value is a secret, whatever its name.
+  EXPECT_EQ(j["X-Team"], "[redacted], [redacted]");
   // Order is kept.
-  EXPECT_EQ(headers_for_log({{"B", "1"}, {"A", "2"}}), R"({"B":"1","A":"2"})");
+  EXPECT_EQ(headers_for_log({{"X-Relay-Event", "a"}, {"User-Agent", "b"}}),
+            R"({"X-Relay-Event":"a","User-Agent":"b"})");
+  EXPECT_EQ(headers_for_log({{"B", "1"}, {"A", "2"}}), R"({"B":"[redacted]","A":"[redacted]"})");
   EXPECT_EQ(headers_for_log({}), "{}");
 }
 
@@ -114,6 +117,13 @@ TEST(RequestBuilder, HeadersJsonIsValidJsonForAnyBytes) {
   EXPECT_EQ(j["X-Bad"], "\xef\xbf\xbd\xef\xbf\xbd");  // each invalid byte becomes U+FFFD
   EXPECT_EQ(j["Set-Cookie"], "a=1, b=2");
   EXPECT_EQ(nlohmann::json::parse(headers_for_log(odd))["Set-Cookie"], "[redacted], [redacted]");
+  // With redact_credentials only the names that look secret are hidden (response headers).
+  const auto named = nlohmann::json::parse(headers_json(
+      {{"X-Auth", "Basic dTpw"}, {"X-Api-Pass", "p"}, {"X-Session", "s"}, {"X-Team", "t"}}, true));
+  EXPECT_EQ(named["X-Auth"], "[redacted]");
+  EXPECT_EQ(named["X-Api-Pass"], "[redacted]");
+  EXPECT_EQ(named["X-Session"], "[redacted]");
+  EXPECT_EQ(named["X-Team"], "t");
 }
 
 // The Standard Webhooks secret of the specification's example, and a second one.

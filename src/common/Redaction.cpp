@@ -1,0 +1,73 @@
+#include "relay/common/Redaction.hpp"
+
+#include <array>
+
+#include "relay/common/Ascii.hpp"
+#include "relay/common/HeaderNames.hpp"
+
+namespace relay::common {
+
+bool looks_secret(std::string_view name) noexcept {
+  // "auth" covers authorization and X-Auth; "pass" covers password and X-Api-Pass; "key"
+  // covers api_key and X-Api-Key. Over-matching hides a harmless value, under-matching leaks.
+  static constexpr std::array<std::string_view, 8> kWords = {
+      "auth", "cookie", "token", "key", "secret", "pass", "credential", "session"};
+  for (const auto word : kWords) {
+    if (icontains(name, word)) return true;
+  }
+  return icontains(name, "access");
+}
+
+bool request_header_shown(std::string_view name) noexcept {
+  for (const auto own : kBuilderHeaders) {
+    if (iequals(name, own)) return true;
+  }
+  return is_relay_prefixed_header(name);
+}
+
+std::string redact_url(std::string_view url) {
+  std::string out;
+  out.reserve(url.size() + 16);
+  const auto scheme_end = url.find("://");
+  std::string_view rest = url;
+  if (scheme_end != std::string_view::npos) {
+    out.append(url.substr(0, scheme_end + 3));
+    rest = url.substr(scheme_end + 3);
+    const auto authority_end = rest.find_first_of("/?#");
+    const auto authority = rest.substr(0, authority_end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+      out.append(kRedacted).append(1, '@');
+      rest.remove_prefix(at + 1);
+    }
+  }
+  const auto question = rest.find('?');
+  if (question == std::string_view::npos) {
+    out.append(rest);
+    return out;
+  }
+  out.append(rest.substr(0, question + 1));
+  std::string_view query = rest.substr(question + 1);
+  std::string_view fragment;
+  if (const auto hash = query.find('#'); hash != std::string_view::npos) {
+    fragment = query.substr(hash);
+    query = query.substr(0, hash);
+  }
+  bool first = true;
+  while (true) {
+    const auto amp = query.find('&');
+    const auto part = query.substr(0, amp);
+    if (!first) out.append(1, '&');
+    first = false;
+    if (const auto eq = part.find('='); eq != std::string_view::npos) {
+      out.append(part.substr(0, eq + 1)).append(kRedacted);
+    } else if (!part.empty()) {
+      out.append(kRedacted);  // "?s3cr3t": a part without a name is all value
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  out.append(fragment);
+  return out;
+}
+
+}  // namespace relay::common
