@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "relay/config/FileModes.hpp"
+
 namespace relay::config {
 namespace {
 
@@ -61,6 +63,8 @@ int run_check_config(const std::string& path, std::ostream& out, std::ostream& e
                      const EnvLookup& env) {
   try {
     const auto config = load_config_file(path, env);
+    // Warnings, not errors: the daemon runs with them too, and says the same at start.
+    for (const auto& w : secret_file_warnings(*config)) err << "warning: " << w << '\n';
     out << path << ": OK\n";
     print_config_summary(*config, out);
     return 0;

@@ -865,6 +865,7 @@ class Loader {
       return;
     }
     w.secret = std::move(*contents);
+    w.secret_file = *p;
   }
 
   void events(const Entry& e, const std::string& path, WebhookConfig& w) {

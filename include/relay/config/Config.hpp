@@ -56,8 +56,9 @@ struct LoggingConfig {
 struct WebhookConfig {
   std::string id;
   std::string url;
-  std::string secret;               // never log, print or store this
-  std::vector<std::string> events;  // exact names, "group.*" or "*"
+  std::string secret;                      // never log, print or store this
+  std::optional<std::string> secret_file;  // where `secret` came from, when from a file
+  std::vector<std::string> events;         // exact names, "group.*" or "*"
   bool enabled = true;
   std::size_t max_queued = 10000;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
