@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -18,6 +19,7 @@
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
@@ -106,7 +108,7 @@ int print_failure(std::ostream& err, const char* command, const AdminReply& repl
   err << "relayd: " << command << " failed: " << error_message(reply.body) << " (HTTP "
       << reply.status << ")";
   // The daemon reads the token at start and reload: a token file changed since is not yet its.
-  if (reply.status == 401) err << "; if the token file changed, restart relayd to use it";
+  if (reply.status == 401) err << "; if the token file changed: systemctl reload relayd";
   err << '\n';
   return 1;
 }
@@ -245,15 +247,38 @@ int redeliver(const AdminOptions& options, const std::string& delivery_id, std::
   }
 }
 
-int reload(const AdminOptions& options, std::ostream& out, std::ostream& err) {
+int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& out,
+           std::ostream& err) {
   try {
-    const auto reply = admin_request(resolve_admin_target(options), "POST", "/v1/reload", "{}");
+    const auto target = resolve_admin_target(options);
+    const auto reply = admin_request(target, "POST", "/v1/reload", "{}");
     if (reply.status == 200) {
       const auto j = nlohmann::json::parse(reply.body, nullptr, false);
       out << "reload: configuration applied";
       if (j.is_object() && j.contains("webhooks")) out << " (" << j["webhooks"] << " webhooks)";
       out << '\n';
       return 0;
+    }
+    if (reply.status == 401 && pid && !target.token.empty()) {
+      // The token file changed since the daemon last read it: it refuses the new token until it
+      // reloads. SIGHUP it (systemd passes $MAINPID) and wait until the new token is accepted —
+      // which is exactly "the new config, token included, is in effect".
+      if (::kill(*pid, SIGHUP) != 0) {
+        err << "relayd: reload failed: cannot signal pid " << *pid << ": " << std::strerror(errno)
+            << '\n';
+        return 1;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (admin_request(target, "GET", "/v1/webhooks", "").status == 200) {
+          out << "reload: configuration applied (with the new token)\n";
+          return 0;
+        }
+      }
+      err << "relayd: reload rejected: the daemon still refuses the token after SIGHUP; the "
+             "previous configuration stays in effect (see journalctl -u relayd)\n";
+      return 1;
     }
     const auto j = nlohmann::json::parse(reply.body, nullptr, false);
     if (reply.status == 422 && j.is_object() && j.contains("error") &&

@@ -1,5 +1,6 @@
 #include "relay/daemon/Cli.hpp"
 
+#include <charconv>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -25,8 +26,10 @@ Usage:
   relayd send-test WEBHOOK_ID --event TYPE [ADMIN]
                                           ask the running daemon to send a test event
   relayd redeliver DELIVERY_ID [ADMIN]    ask the running daemon to deliver again now
-  relayd reload [ADMIN]                   ask the running daemon to reload its config; exit 0
-                                          once applied, 1 with the reasons if rejected
+  relayd reload [ADMIN] [--pid PID]       ask the running daemon to reload its config; exit 0
+                                          once applied, 1 with the reasons if rejected; with
+                                          --pid (the unit's $MAINPID) a changed token file is
+                                          applied by SIGHUP to PID
   relayd gen-secret                       print a new secret: whsec_ + base64 of 32 random bytes
   relayd --version | --help
 
@@ -44,6 +47,7 @@ struct Parsed {
   std::optional<std::string> event;
   std::optional<std::string> url;
   std::optional<std::string> token_file;
+  std::optional<std::string> pid;
 };
 
 bool is_admin_command(const std::string& command) {
@@ -95,6 +99,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (!take_value(p.token_file, "--token-file")) {
         return usage_error(err, "--token-file needs a path");
       }
+    } else if (a == "--pid" || a.rfind("--pid=", 0) == 0) {
+      if (!take_value(p.pid, "--pid")) return usage_error(err, "--pid needs a process id");
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -106,6 +112,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return usage_error(err, "--url and --token-file are only for send-test, redeliver and reload");
   }
   const AdminOptions admin{p.config.value_or(kDefaultConfig), p.url, p.token_file};
+  if (p.pid && p.command != "reload") return usage_error(err, "--pid is only for reload");
   if (p.command == "serve") {
     if (!p.positional.empty())
       return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
@@ -133,7 +140,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (p.command == "reload") {
     if (!p.positional.empty()) return usage_error(err, "reload takes no arguments");
     if (p.event) return usage_error(err, "--event is only for send-test");
-    return reload(admin, out, err);
+    std::optional<pid_t> pid;
+    if (p.pid) {
+      int n = 0;
+      const auto r = std::from_chars(p.pid->data(), p.pid->data() + p.pid->size(), n);
+      if (r.ptr != p.pid->data() + p.pid->size() || n <= 1) {
+        return usage_error(err, "--pid needs a process id, not '" + *p.pid + "'");
+      }
+      pid = n;
+    }
+    return reload(admin, pid, out, err);
   }
   if (p.command == "gen-secret") {
     if (!p.positional.empty() || p.event || p.config) {

@@ -139,6 +139,30 @@ TEST_F(HostTest, ReloadCommandReportsTheDaemonsVerdict) {
   // The endpoint is a /v1 route: no token, no reload.
   r = client.request("POST", "/v1/reload", "{}");
   EXPECT_EQ(r.status, 401);
+
+  // A changed token file: the daemon refuses the new token until it reloads. Without --pid
+  // that is a clear failure; with --pid (the unit's $MAINPID) SIGHUP applies it.
+  daemon_->rewrite_config(cfg_.yaml());
+  write_file(dir_.path() / "token", "tok-rotated\n");
+  out = cli("reload --config " + config);
+  EXPECT_EQ(last_code_, 1) << out;
+  EXPECT_NE(out.find("HTTP 401"), std::string::npos) << out;
+  out = cli("reload --config " + config + " --pid " + std::to_string(daemon_->pid()));
+  EXPECT_EQ(last_code_, 0) << out;
+  EXPECT_NE(out.find("with the new token"), std::string::npos) << out;
+  r = client.request("GET", "/v1/webhooks", "", {{"Authorization", "Bearer tok-rotated"}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = client.request("GET", "/v1/webhooks", "", {{"Authorization", "Bearer tok-1"}});
+  EXPECT_EQ(r.status, 401) << r.body;
+
+  // A new token together with a bad file: SIGHUP is rejected, the old token stays, exit 1.
+  daemon_->rewrite_config(cfg_.yaml() + "bogus_key: 1\n");
+  write_file(dir_.path() / "token", "tok-never\n");
+  out = cli("reload --config " + config + " --pid " + std::to_string(daemon_->pid()));
+  EXPECT_EQ(last_code_, 1) << out;
+  EXPECT_NE(out.find("still refuses the token"), std::string::npos) << out;
+  r = client.request("GET", "/v1/webhooks", "", {{"Authorization", "Bearer tok-rotated"}});
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 // SPEC §1: the admin commands read only server.listen and server.token_file, so a webhook

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -45,8 +47,11 @@ int redeliver(const AdminOptions& options, const std::string& delivery_id, std::
               std::ostream& err);
 
 /// `relayd reload`: 0 once the daemon applied the file; 1 with each of its problems when it
-/// rejected it (the previous config stays in effect).
-int reload(const AdminOptions& options, std::ostream& out, std::ostream& err);
+/// rejected it (the previous config stays in effect). With `pid` (the unit passes $MAINPID), a
+/// token the daemon refuses — the token file changed since its last reload — is handled by
+/// SIGHUP to `pid` and waiting up to 10 s for the new token to be accepted.
+int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& out,
+           std::ostream& err);
 
 /// `relayd gen-secret`: prints "whsec_" + base64 of 32 random bytes (OpenSSL RAND_bytes).
 int gen_secret(std::ostream& out, std::ostream& err);
