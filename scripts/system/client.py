@@ -1,5 +1,5 @@
 # scripts/test-system's HTTP client inside the container (no curl there):
-#   python3 http.py METHOD URL [BODY] [TOKEN_FILE]  → prints "STATUS BODY"
+#   python3 client.py METHOD URL [BODY] [TOKEN_FILE]  → prints "STATUS BODY"
 import sys
 import urllib.error
 import urllib.request
