@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "relay/common/Redaction.hpp"
+#include "relay/config/FileModes.hpp"
 
 namespace relay::config {
 namespace {
@@ -64,6 +65,8 @@ int run_check_config(const std::string& path, std::ostream& out, std::ostream& e
                      const EnvLookup& env) {
   try {
     const auto config = load_config_file(path, env);
+    // Warnings, not errors: the daemon runs with them too, and says the same at start.
+    for (const auto& w : secret_file_warnings(*config)) err << "warning: " << w << '\n';
     out << path << ": OK\n";
     print_config_summary(*config, out);
     return 0;

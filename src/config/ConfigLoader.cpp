@@ -803,7 +803,7 @@ class Loader {
     } else {
       add(s.mark, name + ": missing required key 'url'");
     }
-    if (auto v = secret(s)) w.secret = std::move(*v);
+    if (auto v = secret(s, &w.secret_file)) w.secret = std::move(*v);
     signature(s, w);
     if (const auto* e = s.get("events")) {
       events(*e, s.key_path("events"), w);
@@ -824,8 +824,10 @@ class Loader {
     return w;
   }
 
-  /// `secret` or `secret_file` of a section (a webhook or a previous secret).
-  std::optional<std::string> secret(const Section& s) {
+  /// `secret` or `secret_file` of a section (a webhook or a previous secret); `file_path` (when
+  /// given) is set to the file's path when the secret came from one.
+  std::optional<std::string> secret(const Section& s,
+                                    std::optional<std::string>* file_path = nullptr) {
     const auto* inline_secret = s.get("secret");
     const auto* file = s.get("secret_file");
     if (inline_secret && file) {
@@ -857,6 +859,7 @@ class Loader {
       add(file->value_mark(), path + ": file '" + *p + "' is empty");
       return std::nullopt;
     }
+    if (file_path) *file_path = *p;
     return contents;
   }
 

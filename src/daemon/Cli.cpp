@@ -1,5 +1,6 @@
 #include "relay/daemon/Cli.hpp"
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -24,15 +25,22 @@ constexpr const char* kUsage =
 Usage:
   relayd [serve] [--config PATH]          run the daemon
   relayd check-config [--config] PATH     validate the config file and print a summary
-  relayd send-test WEBHOOK_ID --event TYPE [--config PATH]
+  relayd send-test WEBHOOK_ID --event TYPE [ADMIN]
                                           ask the running daemon to send a test event
-  relayd redeliver DELIVERY_ID [--config PATH]
-                                          ask the running daemon to deliver again now
+  relayd redeliver DELIVERY_ID [ADMIN]    ask the running daemon to deliver again now
+  relayd reload [ADMIN] [--pid PID]       ask the running daemon to reload its config; exit 0
+                                          once applied, 1 with the reasons if rejected; with
+                                          --pid (the unit's $MAINPID) a changed token file is
+                                          applied by SIGHUP to PID
+  relayd gen-secret                       print a new secret: whsec_ + base64 of 32 random bytes
   relayd receive --port N --secret S [--secret S2] [--scheme relay|standard] [--status N]
                                           a local receiver for development: verifies each
                                           request's signature and prints it
   relayd --version | --help
 
+ADMIN is [--config PATH] [--url http://HOST:PORT] [--token-file PATH]: the daemon's address
+and token are server.listen and server.token_file of the config (nothing else is read from
+it), unless --url / --token-file give them.
 --config defaults to /etc/relayd/relayd.yaml.
 Exit codes: 0 ok, 1 bad config or failed request, 2 usage error.
 )";
@@ -46,7 +54,14 @@ struct Parsed {
   std::vector<std::string> secrets;
   std::optional<std::string> scheme;
   std::optional<std::string> status;
+  std::optional<std::string> url;
+  std::optional<std::string> token_file;
+  std::optional<std::string> pid;
 };
+
+bool is_admin_command(const std::string& command) {
+  return command == "send-test" || command == "redeliver" || command == "reload";
+}
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "relayd: " << message << " (see relayd --help)\n";
@@ -136,6 +151,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (!take_value(p.scheme, "--scheme")) return usage_error(err, "--scheme needs a value");
     } else if (a == "--status" || a.rfind("--status=", 0) == 0) {
       if (!take_value(p.status, "--status")) return usage_error(err, "--status needs a number");
+    } else if (a == "--url" || a.rfind("--url=", 0) == 0) {
+      if (!take_value(p.url, "--url")) return usage_error(err, "--url needs http://HOST:PORT");
+    } else if (a == "--token-file" || a.rfind("--token-file=", 0) == 0) {
+      if (!take_value(p.token_file, "--token-file")) {
+        return usage_error(err, "--token-file needs a path");
+      }
+    } else if (a == "--pid" || a.rfind("--pid=", 0) == 0) {
+      if (!take_value(p.pid, "--pid")) return usage_error(err, "--pid needs a process id");
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -146,6 +169,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (p.command != "receive" && (p.port || !p.secrets.empty() || p.scheme || p.status)) {
     return usage_error(err, "--port, --secret, --scheme and --status are only for receive");
   }
+  if ((p.url || p.token_file) && !is_admin_command(p.command)) {
+    return usage_error(err, "--url and --token-file are only for send-test, redeliver and reload");
+  }
+  const AdminOptions admin{p.config.value_or(kDefaultConfig), p.url, p.token_file};
+  if (p.pid && p.command != "reload") return usage_error(err, "--pid is only for reload");
   if (p.command == "serve") {
     if (!p.positional.empty())
       return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
@@ -163,12 +191,32 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (p.command == "send-test") {
     if (p.positional.size() != 1) return usage_error(err, "send-test needs one WEBHOOK_ID");
     if (!p.event) return usage_error(err, "send-test needs --event TYPE");
-    return send_test(p.config.value_or(kDefaultConfig), p.positional[0], *p.event, out, err);
+    return send_test(admin, p.positional[0], *p.event, out, err);
   }
   if (p.command == "redeliver") {
     if (p.positional.size() != 1) return usage_error(err, "redeliver needs one DELIVERY_ID");
     if (p.event) return usage_error(err, "--event is only for send-test");
-    return redeliver(p.config.value_or(kDefaultConfig), p.positional[0], out, err);
+    return redeliver(admin, p.positional[0], out, err);
+  }
+  if (p.command == "reload") {
+    if (!p.positional.empty()) return usage_error(err, "reload takes no arguments");
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    std::optional<pid_t> pid;
+    if (p.pid) {
+      int n = 0;
+      const auto r = std::from_chars(p.pid->data(), p.pid->data() + p.pid->size(), n);
+      if (r.ptr != p.pid->data() + p.pid->size() || n <= 1) {
+        return usage_error(err, "--pid needs a process id, not '" + *p.pid + "'");
+      }
+      pid = n;
+    }
+    return reload(admin, pid, out, err);
+  }
+  if (p.command == "gen-secret") {
+    if (!p.positional.empty() || p.event || p.config) {
+      return usage_error(err, "gen-secret takes no arguments");
+    }
+    return gen_secret(out, err);
   }
   if (p.command == "receive") return receive(p, out, err);
   return usage_error(err, "unknown command '" + p.command + "'");

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
@@ -11,21 +12,26 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
+#include "relay/config/FileModes.hpp"
 #include "relay/daemon/AdminApi.hpp"
 #include "relay/daemon/Logging.hpp"
 #include "relay/daemon/Metrics.hpp"
+#include "relay/daemon/Reload.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/dispatcher/Dispatcher.hpp"
 #include "relay/server/HttpServer.hpp"
@@ -51,6 +57,22 @@ std::uint64_t monotonic_usec() {
 
 void print_config_problems(const config::ConfigError& e) {
   for (const auto& p : e.problems()) std::cerr << p.to_string() << '\n';
+}
+
+void warn_about_secret_files(const config::Config& cfg) {
+  for (const auto& w : config::secret_file_warnings(cfg)) spdlog::warn("{}", w);
+}
+
+// The umask covers files relayd creates; a database created by an older version (or copied in)
+// may still be group/world-readable, and it holds every payload.
+void tighten_database_modes(const std::string& db_path) {
+  for (const auto& path : {db_path, db_path + "-wal", db_path + "-shm"}) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) == 0) continue;
+    if (::chmod(path.c_str(), 0600) != 0) {
+      spdlog::warn("cannot make {} private (mode 0600): {}", path, std::strerror(errno));
+    }
+  }
 }
 
 // Brings the stored deliveries in line with the webhooks of `cfg`: removed webhooks'
@@ -169,6 +191,9 @@ class RetentionJob {
 }  // namespace
 
 int run_serve(const std::string& config_path) {
+  // The database, its WAL and anything else relayd creates hold payloads: 0600 whatever the
+  // umask relayd was started with (SPEC §13).
+  ::umask(0077);
   std::shared_ptr<const config::Config> initial;
   try {
     initial = config::load_config_file(config_path);
@@ -177,6 +202,7 @@ int run_serve(const std::string& config_path) {
     return 1;
   }
   configure_logging(initial->logging);
+  warn_about_secret_files(*initial);
   std::atomic<std::shared_ptr<const config::Config>> current{initial};
   auto config_source = [&current] { return current.load(); };
 
@@ -195,6 +221,7 @@ int run_serve(const std::string& config_path) {
       }
     }
     store = store::open_sqlite_store(options);
+    tighten_database_modes(options.path);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the database: {}", e.what());
     return 1;
@@ -235,6 +262,45 @@ int run_serve(const std::string& config_path) {
   context.on_events_accepted = [&metrics](std::size_t n) { metrics.events_received(n); };
   server::HttpServer server(io, context);
   admin.register_routes(server);
+
+  // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this; the mutex
+  // keeps two reloads from interleaving.
+  std::mutex reload_mutex;
+  ReloadFunction reload = [&]() -> ReloadResult {
+    std::lock_guard lock(reload_mutex);
+    ReloadResult result;
+    notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
+    try {
+      auto next = config::load_config_file(config_path);
+      const auto& old = *current.load();
+      if (next->server.listen != old.server.listen || next->storage.path != old.storage.path ||
+          next->server.tls_cert != old.server.tls_cert ||
+          next->server.tls_key != old.server.tls_key ||
+          next->delivery.ca_file != old.delivery.ca_file) {
+        spdlog::warn(
+            "reload: server.listen, TLS files, storage.path and delivery.ca_file "
+            "take effect only after a restart");
+      }
+      configure_logging(next->logging);
+      warn_about_secret_files(*next);
+      current.store(next);
+      reconcile(
+          *store, *next, [&dispatcher] { dispatcher.notify(); },
+          [&dispatcher] { dispatcher.notify(); });
+      spdlog::info("reload: configuration applied ({} webhooks)", next->webhooks.size());
+      result.applied = true;
+      result.webhooks = next->webhooks.size();
+    } catch (const config::ConfigError& e) {
+      for (const auto& p : e.problems()) {
+        spdlog::error("reload rejected: {}", p.to_string());
+        result.problems.push_back(p.to_string());
+      }
+      spdlog::error("reload: the previous configuration stays in effect");
+    }
+    notify_systemd("READY=1");
+    return result;
+  };
+  add_reload_route(server, reload);
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -253,29 +319,7 @@ int run_serve(const std::string& config_path) {
     signals.async_wait([&](boost::system::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
-        try {
-          auto next = config::load_config_file(config_path);
-          const auto& old = *current.load();
-          if (next->server.listen != old.server.listen || next->storage.path != old.storage.path ||
-              next->server.tls_cert != old.server.tls_cert ||
-              next->server.tls_key != old.server.tls_key ||
-              next->delivery.ca_file != old.delivery.ca_file) {
-            spdlog::warn(
-                "reload: server.listen, TLS files, storage.path and delivery.ca_file "
-                "take effect only after a restart");
-          }
-          configure_logging(next->logging);
-          current.store(next);
-          reconcile(
-              *store, *next, [&dispatcher] { dispatcher.notify(); },
-              [&dispatcher] { dispatcher.notify(); });
-          spdlog::info("reload: configuration applied ({} webhooks)", next->webhooks.size());
-        } catch (const config::ConfigError& e) {
-          for (const auto& p : e.problems()) spdlog::error("reload rejected: {}", p.to_string());
-          spdlog::error("reload: the previous configuration stays in effect");
-        }
-        notify_systemd("READY=1");
+        reload();
         wait_signal();
         return;
       }

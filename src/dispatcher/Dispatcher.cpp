@@ -215,6 +215,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
                 auto record = std::make_shared<store::AttemptRecord>();
                 record->delivery_id = d.delivery_id;
                 record->delivery_rowid = d.rowid;
+                record->event_id = d.event_id;
                 record->attempt_number = d.attempt_count + 1;
                 auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
                                                        d.event_type, std::move(d.payload));
@@ -336,21 +337,23 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     switch (r.outcome) {
       case store::AttemptOutcome::kSucceeded:
         ++succeeded;
-        spdlog::info("delivered delivery={} webhook={} attempt={} status={} duration_ms={}",
-                     r.delivery_id, webhook_id, r.attempt_number, what, r.duration_ms);
+        spdlog::info(
+            "delivered delivery={} webhook={} event={} attempt={} status={} duration_ms={}",
+            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what, r.duration_ms);
         break;
       case store::AttemptOutcome::kRetry:
         ++retried;
         spdlog::warn(
-            "attempt failed, will retry delivery={} webhook={} attempt={} result=\"{}\" "
+            "attempt failed, will retry delivery={} webhook={} event={} attempt={} result=\"{}\" "
             "next_attempt_at={}",
-            r.delivery_id, webhook_id, r.attempt_number, what,
+            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what,
             r.next_attempt_at ? common::format_rfc3339_ms(*r.next_attempt_at) : "");
         break;
       case store::AttemptOutcome::kFailed:
         ++failed;
-        spdlog::error("delivery failed, giving up delivery={} webhook={} attempt={} result=\"{}\"",
-                      r.delivery_id, webhook_id, r.attempt_number, what);
+        spdlog::error(
+            "delivery failed, giving up delivery={} webhook={} event={} attempt={} result=\"{}\"",
+            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what);
         break;
     }
   }

@@ -79,7 +79,8 @@ std::optional<std::string> decode_standard_secret(std::string_view secret, std::
 struct WebhookConfig {
   std::string id;
   std::string url;
-  std::string secret;  // never log, print or store this
+  std::string secret;                      // never log, print or store this
+  std::optional<std::string> secret_file;  // where `secret` came from, when from a file
   SignatureScheme signature = SignatureScheme::kRelay;
   std::string signing_key;  // decoded whsec_ bytes when signature is standard or both
   std::vector<PreviousSecret> previous_secrets;  // at most 5, in file order

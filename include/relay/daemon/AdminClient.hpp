@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -11,17 +13,47 @@ struct AdminReply {
   std::string body;
 };
 
-/// One request to the running daemon's admin API at server.listen of the config at
-/// `config_path`, with its bearer token. Throws std::runtime_error with a one-line reason.
-AdminReply admin_request(const std::string& config_path, const std::string& method,
-                         const std::string& target, const std::string& body);
+/// Where the admin sub-commands find the running daemon: `--config` (only server.listen,
+/// server.token_file and server.tls_cert are read from it — never a webhook, so a secret's
+/// variable unset in the operator's shell does not matter), overridden by `--url` and
+/// `--token-file` (SPEC §1).
+struct AdminOptions {
+  std::string config_path;
+  std::optional<std::string> url;         // http://HOST:PORT
+  std::optional<std::string> token_file;  // the bearer token, one word
+};
+
+/// The resolved address and token.
+struct AdminTarget {
+  std::string host;  // to connect to (a wildcard listener becomes loopback)
+  std::string port;
+  std::string token;  // empty: send no Authorization header
+};
+
+/// Resolves `options` into a target. Throws std::runtime_error with one line naming the file or
+/// key at fault (never the token).
+AdminTarget resolve_admin_target(const AdminOptions& options);
+
+/// One request to the daemon. Throws std::runtime_error with a one-line reason.
+AdminReply admin_request(const AdminTarget& target, const std::string& method,
+                         const std::string& path, const std::string& body);
 
 /// `relayd send-test`: prints the attempt (status, latency, body); 0 when it got a 2xx.
-int send_test(const std::string& config_path, const std::string& webhook_id,
+int send_test(const AdminOptions& options, const std::string& webhook_id,
               const std::string& event_type, std::ostream& out, std::ostream& err);
 
 /// `relayd redeliver`: 0 when the daemon queued the delivery again.
-int redeliver(const std::string& config_path, const std::string& delivery_id, std::ostream& out,
+int redeliver(const AdminOptions& options, const std::string& delivery_id, std::ostream& out,
               std::ostream& err);
+
+/// `relayd reload`: 0 once the daemon applied the file; 1 with each of its problems when it
+/// rejected it (the previous config stays in effect). With `pid` (the unit passes $MAINPID), a
+/// token the daemon refuses — the token file changed since its last reload — is handled by
+/// SIGHUP to `pid` and waiting up to 10 s for the new token to be accepted.
+int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& out,
+           std::ostream& err);
+
+/// `relayd gen-secret`: prints "whsec_" + base64 of 32 random bytes (OpenSSL RAND_bytes).
+int gen_secret(std::ostream& out, std::ostream& err);
 
 }  // namespace relay::daemon

@@ -87,6 +87,7 @@ struct ClaimResult {
 struct AttemptRecord {
   std::string delivery_id;
   std::int64_t delivery_rowid = 0;  // DueDelivery::rowid; 0 = find the row by delivery_id
+  std::string event_id;             // for log lines only (the row already knows its event)
   int attempt_number = 0;           // 1-based; becomes deliveries.attempt_count
   common::TimePoint started_at;
   std::int64_t duration_ms = 0;

@@ -1,6 +1,7 @@
 #include "relay/config/CheckConfig.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <sstream>
 #include <string>
@@ -13,10 +14,40 @@ namespace {
 using testing_support::fake_env;
 using testing_support::TempDir;
 
+TEST(CheckConfig, WarnsAboutSecretFilesOthersCanReadOrChange) {
+  TempDir dir;
+  const auto token = dir.write("token", "tok-very-private\n");
+  const auto secret = dir.write("crm.secret", "file-secret-value\n");
+  ::chmod(token.c_str(), 0604);
+  ::chmod(secret.c_str(), 0660);
+  const auto path = dir.write("relayd.yaml", "server:\n  token_file: " + token +
+                                                 "\nwebhooks:\n  - id: crm\n"
+                                                 "    url: https://crm.example.com/h\n"
+                                                 "    secret_file: " +
+                                                 secret + "\n    events: ['*']\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_check_config(path, out, err, fake_env({})), 0);
+  const auto text = err.str();
+  EXPECT_NE(text.find("warning: server.token_file: '" + token +
+                      "' has mode 0604: every user on this host can read this secret"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("warning: webhooks.crm.secret_file: '" + secret +
+                      "' has mode 0660: users other than its owner can change this secret"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("tok-very-private"), std::string::npos);
+  EXPECT_EQ(text.find("file-secret-value"), std::string::npos);
+}
+
 TEST(CheckConfig, PrintsASummaryWithoutSecretsAndReturnsZero) {
   TempDir dir;
   const auto token = dir.write("token", "tok-very-private\n");
   const auto secret = dir.write("billing.secret", "file-secret-value\n");
+  // Private, as they should be: a readable secret file is a warning on err (tested below).
+  ::chmod(token.c_str(), 0600);
+  ::chmod(secret.c_str(), 0640);
   const auto path = dir.write("relayd.yaml",
                               "server:\n"
                               "  listen: 127.0.0.1:9999\n"
