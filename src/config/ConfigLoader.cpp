@@ -1,15 +1,10 @@
-// YAML -> Config with every problem collected at its line:col (SPEC §2).
+// YAML -> Config with every problem collected at its line:col (SPEC §2). This file is relayd's
+// schema; the generic reading (mappings, scalars, ${VAR}, problems) is in YamlReader.cpp.
 #include "relay/config/ConfigLoader.hpp"
-#include "relay/common/Ascii.hpp"
-#include "relay/common/HeaderNames.hpp"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -20,22 +15,29 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "YamlReader.hpp"
+#include "relay/common/Ascii.hpp"
+#include "relay/common/HeaderNames.hpp"
 #include "relay/common/Time.hpp"
+#include "relay/common/Url.hpp"
 
 namespace relay::config {
 namespace {
+
+using yaml::Entry;
+using yaml::mark_text;
+using yaml::parse_uint;
+using yaml::Section;
 
 constexpr std::size_t kMaxConfigFileBytes = 16 * 1024 * 1024;
 constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 constexpr std::size_t kMaxRetryScheduleEntries = 20;
 constexpr std::size_t kMaxWebhookIdLength = 64;
-constexpr const char* kDurationExamples = "250ms, 30s, 5m, 2h or 30d";
 
 struct FileCloser {
   void operator()(std::FILE* f) const noexcept { std::fclose(f); }
@@ -102,22 +104,6 @@ std::string trim(std::string s) {
 using common::is_alpha;
 using common::is_digit;
 using common::lower;
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
-}
-
-/// Decimal 0..max, nullopt on anything else (no sign, no spaces).
-std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t max) {
-  if (!all_digits(s)) return std::nullopt;
-  std::uint64_t n = 0;
-  for (const char c : s) {
-    const auto d = static_cast<std::uint64_t>(c - '0');
-    if (n > (max - d) / 10) return std::nullopt;
-    n = n * 10 + d;
-  }
-  return n;
-}
 
 bool is_valid_webhook_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxWebhookIdLength) return false;
@@ -205,161 +191,76 @@ std::optional<HostPort> split_host_port(std::string_view s, std::string& error) 
   return hp;
 }
 
-/// Validates a webhook URL; on success returns it with the scheme lower-cased. The error never
-/// quotes the URL (its path or query may carry a credential).
-std::optional<std::string> check_url(std::string_view url, bool allow_http, std::string& error) {
-  for (const char c : url) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) {
-      error = "must not contain spaces or control characters";
-      return std::nullopt;
-    }
+/// check-config's wording of each URL rule (docs/configuration.md lists these messages).
+std::string url_error_text(common::UrlError code) {
+  using common::UrlError;
+  switch (code) {
+    case UrlError::kControlCharacter:
+      return "must not contain spaces or control characters";
+    case UrlError::kNotAbsolute:
+    case UrlError::kUnsupportedScheme:
+      return "expected an absolute https:// URL";
+    case UrlError::kUserInfo:
+      return "must not contain a user name or password (user:password@)";
+    case UrlError::kMissingHost:
+      return "missing host";
+    case UrlError::kUnterminatedIpv6:
+      return "missing ']' after the IPv6 address";
+    case UrlError::kTextAfterIpv6:
+      return "unexpected text after ']'";
+    case UrlError::kInvalidIpv6:
+      return "invalid IPv6 address in brackets (zone ids such as %eth0 are not supported)";
+    case UrlError::kUnbracketedIpv6:
+      return "IPv6 addresses must be written in brackets, e.g. [::1]:8686";
+    case UrlError::kInvalidHost:
+      return "invalid host name (letters, digits, '-', '.' and '_'; not starting with '.' or '-')";
+    case UrlError::kInvalidPort:
+      return "invalid port (expected 1-65535)";
   }
-  const auto sep = url.find("://");
-  const std::string scheme = sep == std::string_view::npos ? "" : lower(url.substr(0, sep));
-  if (scheme != "https" && scheme != "http") {
-    error = "expected an absolute https:// URL";
+  return "invalid URL";  // not reached: the switch names every code (-Wswitch)
+}
+
+/// Validates a webhook URL; on success returns it with the scheme lower-cased. The grammar is
+/// the delivery client's own (common::parse_url), so check-config cannot pass a URL that every
+/// attempt would then fail on; only the policy below is config's. The error never quotes the
+/// URL (its path or query may carry a credential).
+std::optional<std::string> check_url(std::string_view text, bool allow_http, std::string& error) {
+  common::UrlError code{};
+  const auto url = common::parse_url(text, nullptr, &code);
+  if (!url) {
+    error = url_error_text(code);
     return std::nullopt;
   }
-  if (scheme == "http" && !allow_http) {
+  if (!url->is_https() && !allow_http) {
     error = "http:// is not allowed unless allow_insecure_http: true";
     return std::nullopt;
   }
-  const std::string_view rest = url.substr(sep + 3);
-  if (rest.find('#') != std::string_view::npos) {
+  // The client would drop it silently; a fragment in a webhook URL is a mistake worth naming.
+  if (url->had_fragment) {
     error = "must not contain a fragment (#...)";
     return std::nullopt;
   }
-  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
-  if (authority.find('@') != std::string_view::npos) {
-    error = "must not contain a user name or password (user:password@)";
+  // RFC 3986 reads "host:" as the default port and the client accepts it; in a config file it is
+  // more likely a port left out by mistake.
+  if (url->empty_port) {
+    error = "invalid port (expected 1-65535)";
     return std::nullopt;
   }
-  if (authority.empty()) {
-    error = "missing host";
-    return std::nullopt;
-  }
-  std::string hp_error;
-  const auto hp = split_host_port(authority, hp_error);
-  if (!hp) {
-    error = hp_error;
-    return std::nullopt;
-  }
-  // Only hosts the delivery client can use (src/delivery/Url.cpp): an IPv6 address without a
-  // zone id, or a DNS name. Otherwise check-config would pass and every attempt fail.
-  if (authority.front() == '[') {
-    std::array<unsigned char, 16> address{};
-    if (inet_pton(AF_INET6, hp->host.c_str(), address.data()) != 1) {
-      error = "invalid IPv6 address in brackets (zone ids such as %eth0 are not supported)";
-      return std::nullopt;
-    }
-  } else if (hp->host.size() > 253 || hp->host.front() == '.' || hp->host.front() == '-' ||
-             !std::all_of(hp->host.begin(), hp->host.end(), [](char c) {
-               return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
-             })) {
-    error = "invalid host name (letters, digits, '-', '.' and '_'; not starting with '.' or '-')";
-    return std::nullopt;
-  }
-  if (hp->had_port) {
-    const auto port = parse_uint(hp->port, 65535);
-    if (!port || *port == 0) {
-      error = "invalid port (expected 1-65535)";
-      return std::nullopt;
-    }
-  }
-  return scheme + std::string(url.substr(sep));
+  // parse_url took the scheme from before the first "://" and only lower-cased it, so the rest
+  // of the text follows it unchanged.
+  return url->scheme + std::string(text.substr(url->scheme.size()));
 }
 
-std::string mark_text(const YAML::Mark& m) {
-  if (m.is_null()) return "1:1";
-  return std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
-/// One `key: value` of a mapping.
-struct Entry {
-  std::string key;
-  YAML::Node key_node;
-  YAML::Node value;
-
-  /// Where a problem with the value is reported. An empty value (`key:` and nothing) has the
-  /// mark of whatever follows it, often the next line; the key is a better place then.
-  [[nodiscard]] YAML::Mark value_mark() const {
-    const YAML::Mark v = value.Mark();
-    if (v.is_null() || (value.IsNull() && v.line != key_node.Mark().line)) return key_node.Mark();
-    return v;
-  }
-};
-
-/// A mapping after its keys were checked: each known key once, in file order.
-struct Section {
-  std::string path;  // "server", "webhooks[crm]"; empty at top level
-  YAML::Mark mark;   // the mapping itself, for "missing required key"
-  std::vector<Entry> entries;
-
-  [[nodiscard]] const Entry* get(std::string_view key) const {
-    for (const auto& e : entries) {
-      if (e.key == key) return &e;
-    }
-    return nullptr;
-  }
-  [[nodiscard]] std::string key_path(std::string_view key) const {
-    return path.empty() ? std::string(key) : path + "." + std::string(key);
-  }
-  [[nodiscard]] std::string where() const { return path.empty() ? "at top level" : "in " + path; }
-};
-
-/// Records where the documents of a YAML stream start, nothing else.
-class DocumentStarts final : public YAML::EventHandler {
+/// relayd's schema: which keys there are and what they mean. Reading YAML, ${VAR} expansion and
+/// collecting problems at line:col come from yaml::Reader (YamlReader.hpp).
+class Loader : private yaml::Reader {
  public:
-  std::vector<YAML::Mark> marks;
-  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
-
-/// Where a second document starts, if the text has one. yaml-cpp 0.7's LoadAll() loops forever
-/// on some malformed input (",W": HandleNextDocument keeps returning true without consuming
-/// anything), so the loader never calls it: it Load()s the first document and asks a parser for
-/// at most two. Throws YAML::ParserException for a syntax error in the second document.
-std::optional<YAML::Mark> second_document(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  DocumentStarts starts;
-  if (!parser.HandleNextDocument(starts) || !parser.HandleNextDocument(starts)) return std::nullopt;
-  if (starts.marks.size() < 2) return std::nullopt;
-  return starts.marks[1];
-}
-
-class Loader {
- public:
-  Loader(std::string path, const EnvLookup& env) : path_(std::move(path)), env_(env) {}
+  Loader(std::string path, const EnvLookup& env) : Reader(std::move(path), env) {}
 
   std::shared_ptr<const Config> load(std::string_view text) {
     auto config = std::make_shared<Config>();
-    config->source_path = path_;
-    YAML::Node root;
-    try {
-      const std::string owned(text);
-      root = YAML::Load(owned);
-      if (const auto second = second_document(owned)) {
-        add(*second, "expected one YAML document, found more ('---')");
-      }
-    } catch (const YAML::ParserException& e) {
-      add(e.mark, "YAML syntax error: " + e.msg);
-      fail();
-    } catch (const YAML::Exception& e) {
-      add(e.mark, "YAML error: " + e.msg);
-      fail();
-    }
+    config->source_path = path();
+    const YAML::Node root = parse(text);
     if (root.IsNull()) {
       // An empty file would remove every webhook (and cancel their deliveries) on reload.
       add(YAML::Mark(), "config file is empty");
@@ -380,163 +281,11 @@ class Loader {
     }
     if (const auto* e = top.get("logging")) logging(*e, config->logging);
     if (const auto* e = top.get("webhooks")) webhooks(*e, config->webhooks);
-    if (!problems_.empty()) fail();
+    if (problem_count() != 0) fail();
     return config;
   }
 
  private:
-  [[noreturn]] void fail() {
-    std::stable_sort(problems_.begin(), problems_.end(),
-                     [](const ConfigProblem& a, const ConfigProblem& b) {
-                       return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-                     });
-    throw ConfigError(std::move(problems_));
-  }
-
-  void add(const YAML::Mark& mark, std::string message) {
-    ConfigProblem p;
-    p.path = path_;
-    p.line = mark.is_null() ? 1 : mark.line + 1;
-    p.column = mark.is_null() ? 1 : mark.column + 1;
-    p.message = std::move(message);
-    problems_.push_back(std::move(p));
-  }
-
-  // ---- mappings ------------------------------------------------------------------------------
-
-  static std::vector<Entry> collect(const YAML::Node& map) {
-    std::vector<Entry> out;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      Entry e;
-      e.key_node = it->first;
-      e.value = it->second;
-      if (it->first.IsScalar()) e.key = it->first.Scalar();
-      out.push_back(std::move(e));
-    }
-    return out;
-  }
-
-  /// Reports unknown, duplicate and non-text keys; returns the usable entries.
-  Section check_keys(std::vector<Entry> raw, std::string path, const YAML::Mark& mark,
-                     std::initializer_list<std::string_view> allowed) {
-    Section s;
-    s.path = std::move(path);
-    s.mark = mark;
-    for (auto& e : raw) {
-      if (!e.key_node.IsScalar()) {
-        add(e.key_node.Mark(), "expected a plain text key " + s.where());
-        continue;
-      }
-      if (std::find(allowed.begin(), allowed.end(), e.key) == allowed.end()) {
-        add(e.key_node.Mark(), "unknown key '" + e.key + "' " + s.where());
-        continue;
-      }
-      if (const auto* first = s.get(e.key)) {
-        add(e.key_node.Mark(), "duplicate key '" + e.key + "' " + s.where() + " (first at " +
-                                   mark_text(first->key_node.Mark()) + ")");
-        continue;
-      }
-      s.entries.push_back(std::move(e));
-    }
-    return s;
-  }
-
-  /// A section value: a mapping, or empty (`server:` alone means all defaults).
-  std::optional<Section> section(const Entry& e, std::initializer_list<std::string_view> allowed) {
-    if (e.value.IsNull()) return Section{e.key, e.value_mark(), {}};
-    if (!e.value.IsMap()) {
-      add(e.value_mark(), e.key + ": expected a mapping");
-      return std::nullopt;
-    }
-    return check_keys(collect(e.value), e.key, e.value.Mark(), allowed);
-  }
-
-  // ---- scalars -------------------------------------------------------------------------------
-
-  /// The value as expanded text; reports `path: expectation` when it is not a scalar.
-  std::optional<std::string> scalar(const Entry& e, const std::string& path,
-                                    std::string_view expectation) {
-    return scalar_node(e.value, e.value_mark(), path, expectation);
-  }
-
-  std::optional<std::string> scalar_node(const YAML::Node& node, const YAML::Mark& mark,
-                                         const std::string& path, std::string_view expectation) {
-    if (!node.IsScalar()) {
-      add(mark, path + ": " + std::string(expectation));
-      return std::nullopt;
-    }
-    std::string error;
-    auto value = expand_env(node.Scalar(), env_, error);
-    if (!value) add(mark, path + ": " + error);
-    return value;
-  }
-
-  std::optional<std::string> text(const Entry& e, const std::string& path) {
-    return scalar(e, path, "expected a string");
-  }
-
-  std::optional<std::string> non_empty_text(const Entry& e, const std::string& path) {
-    auto v = text(e, path);
-    if (v && v->empty()) {
-      add(e.value_mark(), path + ": must not be empty");
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  std::optional<bool> boolean(const Entry& e, const std::string& path) {
-    constexpr std::string_view kExpect = "expected true or false";
-    const auto v = scalar(e, path, kExpect);
-    if (!v) return std::nullopt;
-    if (*v == "true" || *v == "True" || *v == "TRUE") return true;
-    if (*v == "false" || *v == "False" || *v == "FALSE") return false;
-    add(e.value_mark(), path + ": " + std::string(kExpect));
-    return std::nullopt;
-  }
-
-  std::optional<std::uint64_t> positive_int(const Entry& e, const std::string& path,
-                                            std::uint64_t max) {
-    constexpr std::string_view kExpect = "expected a positive integer";
-    const auto v = scalar(e, path, kExpect);
-    if (!v) return std::nullopt;
-    if (!all_digits(*v) || parse_uint(*v, std::numeric_limits<std::uint64_t>::max()) == 0u) {
-      add(e.value_mark(), path + ": " + std::string(kExpect));
-      return std::nullopt;
-    }
-    const auto n = parse_uint(*v, max);
-    if (!n) {
-      add(e.value_mark(), path + ": must be at most " + std::to_string(max));
-      return std::nullopt;
-    }
-    return n;
-  }
-
-  std::optional<Duration> duration_node(const YAML::Node& node, const YAML::Mark& mark,
-                                        const std::string& path) {
-    const auto v = scalar_node(node, mark, path,
-                               "expected a duration such as " + std::string(kDurationExamples));
-    if (!v) return std::nullopt;
-    const auto d = parse_duration(*v);
-    if (!d) {
-      add(mark, path + ": invalid duration '" + *v +
-                    "' (expected a whole number and a unit: " + kDurationExamples + ")");
-    }
-    return d;
-  }
-
-  std::optional<Duration> duration(const Entry& e, const std::string& path) {
-    return duration_node(e.value, e.value_mark(), path);
-  }
-
-  std::optional<Duration> positive_duration(const Entry& e, const std::string& path) {
-    auto d = duration(e, path);
-    if (d && d->count() <= 0) {
-      add(e.value_mark(), path + ": must be greater than 0");
-      return std::nullopt;
-    }
-    return d;
-  }
-
   /// A file path whose contents must be readable now.
   std::optional<std::string> readable_file(const Entry& e, const std::string& path) {
     auto p = non_empty_text(e, path);
@@ -746,7 +495,7 @@ class Loader {
       add(mark, by_index + ": expected a mapping with id, url, secret and events");
       return std::nullopt;
     }
-    const std::size_t problems_before = problems_.size();
+    const std::size_t problems_before = problem_count();
     auto raw = collect(node);
 
     // Name the webhook by its id in messages when the id is usable, else by its index.
@@ -820,7 +569,7 @@ class Loader {
       }
     }
     if (const auto* e = s.get("headers")) headers(*e, s.key_path("headers"), w);
-    if (problems_.size() != problems_before) return std::nullopt;
+    if (problem_count() != problems_before) return std::nullopt;
     return w;
   }
 
@@ -1030,10 +779,6 @@ class Loader {
       w.headers.emplace_back(h.key, std::move(*v));
     }
   }
-
-  std::string path_;
-  const EnvLookup& env_;
-  std::vector<ConfigProblem> problems_;
 };
 
 }  // namespace

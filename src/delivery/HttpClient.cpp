@@ -28,8 +28,8 @@
 #include <boost/beast/ssl.hpp>
 
 #include "relay/common/HeaderNames.hpp"
+#include "relay/common/Url.hpp"
 #include "relay/delivery/AddressPolicy.hpp"
-#include "relay/delivery/Url.hpp"
 
 namespace relay::delivery {
 namespace {
@@ -40,6 +40,8 @@ namespace http = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
+using common::parse_url;
+using common::Url;
 using SteadyClock = std::chrono::steady_clock;
 using Strand = net::strand<net::io_context::executor_type>;
 

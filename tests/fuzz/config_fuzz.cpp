@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "FuzzCheck.hpp"
+#include "relay/common/Url.hpp"
 #include "relay/config/ConfigLoader.hpp"
-#include "relay/delivery/Url.hpp"
 
 namespace {
 
@@ -41,9 +41,10 @@ void check_config(const relay::config::Config& config) {
                        relay::config::is_known_event_type(pattern));
     }
     // The delivery client must be able to use every URL that check-config accepts.
-    const auto url = relay::delivery::parse_url(w.url);
+    const auto url = relay::common::parse_url(w.url);
     RELAY_FUZZ_CHECK(url.has_value());
     RELAY_FUZZ_CHECK(url->is_https() || w.allow_insecure_http);
+    RELAY_FUZZ_CHECK(!url->had_fragment && !url->empty_port);  // check-config's policy
   }
 }
 

@@ -208,6 +208,26 @@ TEST(ConfigErrors, WebhookUrls) {
   EXPECT_EQ(url("https://crm.example.com:8443/a?b=c"), Lines{});
 }
 
+// The URL grammar is common::parse_url's (the delivery client's); check-config words each rule
+// its own way and adds its policy (no fragment, no empty port) on top.
+TEST(ConfigErrors, WebhookUrlsUseTheClientGrammar) {
+  const auto url = [](const std::string& value) {
+    return problems("webhooks:\n  - id: crm\n    url: \"" + value +
+                    "\"\n    secret: x\n    events: ['*']\n");
+  };
+  const auto at = [](const std::string& message) {
+    return Lines{"t.yaml:3:10: webhooks[crm].url: " + message};
+  };
+  EXPECT_EQ(url("https://[::1/"), at("missing ']' after the IPv6 address"));
+  EXPECT_EQ(url("https://[::1]x/"), at("unexpected text after ']'"));
+  EXPECT_EQ(url("https://::1/"), at("IPv6 addresses must be written in brackets, e.g. [::1]:8686"));
+  EXPECT_EQ(url("https://:8443/"), at("missing host"));
+  // RFC 3986 and the client read "host:" as the default port; check-config asks for a number.
+  EXPECT_EQ(url("https://crm.example.com:/"), at("invalid port (expected 1-65535)"));
+  EXPECT_EQ(url("https://crm.example.com:000443/"), Lines{});
+  EXPECT_EQ(url("HTTPS://CRM.example.com/A?B"), Lines{});
+}
+
 TEST(ConfigErrors, SecretsAreNeverQuoted) {
   const auto lines = problems(
       "webhooks:\n"

@@ -1,8 +1,8 @@
-#include "relay/delivery/Url.hpp"
+#include "relay/common/Url.hpp"
 
 #include <gtest/gtest.h>
 
-namespace relay::delivery {
+namespace relay::common {
 namespace {
 
 TEST(Url, HttpsDefaults) {
@@ -81,5 +81,36 @@ TEST(Url, Rejects) {
   EXPECT_EQ(error, "unsupported scheme \"ftp\"");
 }
 
+// check-config words its messages from the code and applies its policy to these flags.
+TEST(Url, ReportsWhichRuleFailedAndHowItWasWritten) {
+  const auto code_of = [](std::string_view text) {
+    UrlError code{};
+    std::string error;
+    EXPECT_FALSE(parse_url(text, &error, &code).has_value()) << text;
+    EXPECT_FALSE(error.empty()) << text;
+    return code;
+  };
+  EXPECT_EQ(code_of("https://h/a b"), UrlError::kControlCharacter);
+  EXPECT_EQ(code_of("/hooks"), UrlError::kNotAbsolute);
+  EXPECT_EQ(code_of("ftp://h/"), UrlError::kUnsupportedScheme);
+  EXPECT_EQ(code_of("https://u:p@h/"), UrlError::kUserInfo);
+  EXPECT_EQ(code_of("https:///x"), UrlError::kMissingHost);
+  EXPECT_EQ(code_of("https://:443/"), UrlError::kMissingHost);
+  EXPECT_EQ(code_of("https://[::1/"), UrlError::kUnterminatedIpv6);
+  EXPECT_EQ(code_of("https://[::1]x/"), UrlError::kTextAfterIpv6);
+  EXPECT_EQ(code_of("https://[fe80::1%25eth0]/"), UrlError::kInvalidIpv6);
+  EXPECT_EQ(code_of("https://::1/"), UrlError::kUnbracketedIpv6);
+  EXPECT_EQ(code_of("https://-h/"), UrlError::kInvalidHost);
+  EXPECT_EQ(code_of("https://h:0/"), UrlError::kInvalidPort);
+
+  const auto plain = parse_url("https://h/x?y");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->had_fragment);
+  EXPECT_FALSE(plain->empty_port);
+  EXPECT_TRUE(parse_url("https://h/x#")->had_fragment);
+  EXPECT_TRUE(parse_url("https://h:/x")->empty_port);
+  EXPECT_FALSE(parse_url("https://h:443/x")->empty_port);
+}
+
 }  // namespace
-}  // namespace relay::delivery
+}  // namespace relay::common
