@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -145,6 +146,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   net::thread_pool blocking;
 
   std::mutex sessions_mutex;
+  std::condition_variable sessions_drained;  // notified when `sessions` becomes empty
   std::unordered_map<std::uint64_t, std::shared_ptr<SessionState>> sessions;
   std::uint64_t next_session_id = 0;
 
@@ -252,6 +254,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void unregister_session(std::uint64_t id) {
     std::lock_guard lock(sessions_mutex);
     sessions.erase(id);
+    if (sessions.empty()) sessions_drained.notify_all();
   }
 
   /// Starts a read deadline: on expiry the read in progress is cancelled (not the socket
@@ -657,6 +660,12 @@ bool HttpServer::shutting_down() const {
 
 void HttpServer::stop() {
   impl_->stop();
+}
+
+bool HttpServer::wait_drained(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->sessions_mutex);
+  return impl_->sessions_drained.wait_for(lock, timeout,
+                                          [this] { return impl_->sessions.empty(); });
 }
 
 }  // namespace relay::server
