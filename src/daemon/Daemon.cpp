@@ -12,8 +12,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -23,12 +25,16 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "Reconcile.hpp"
+#include "RetentionJob.hpp"
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
 #include "relay/config/FileModes.hpp"
 #include "relay/daemon/AdminApi.hpp"
+#include "relay/daemon/ConfigReloader.hpp"
 #include "relay/daemon/Logging.hpp"
 #include "relay/daemon/Metrics.hpp"
 #include "relay/daemon/Reload.hpp"
@@ -55,6 +61,9 @@ std::uint64_t monotonic_usec() {
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;
 }
 
+// After the store has closed, how long the io threads may take to run out of work.
+constexpr std::chrono::seconds kExitWait{2};
+
 void print_config_problems(const config::ConfigError& e) {
   for (const auto& p : e.problems()) std::cerr << p.to_string() << '\n';
 }
@@ -75,119 +84,6 @@ void tighten_database_modes(const std::string& db_path) {
   }
 }
 
-// Brings the stored deliveries in line with the webhooks of `cfg`: removed webhooks'
-// unfinished deliveries are cancelled, disabled ones' pending deliveries paused, enabled
-// ones' paused deliveries resumed. Idempotent, so it runs at every start and reload.
-// `due` runs whenever a chunk of resumed deliveries is committed (a large backlog is resumed in
-// chunks: delivery starts on the first instead of after the last), `then` once at the end.
-void reconcile(store::Store& store, const config::Config& cfg, const std::function<void()>& due,
-               std::function<void()> then) {
-  std::vector<std::string> ids;
-  ids.reserve(cfg.webhooks.size());
-  for (const auto& wh : cfg.webhooks) ids.push_back(wh.id);
-  auto remaining = std::make_shared<std::atomic<std::size_t>>(cfg.webhooks.size() + 1);
-  auto step = [remaining, then = std::move(then)] {
-    if (--*remaining == 0 && then) then();
-  };
-  store.cancel_webhooks_except(ids, [step](store::WriteStatus st, std::size_t cancelled) {
-    if (st != store::WriteStatus::kOk) {
-      spdlog::error("reconcile: cannot cancel deliveries of removed webhooks: storage unavailable");
-    } else if (cancelled > 0) {
-      spdlog::warn("cancelled {} unfinished deliveries of webhooks removed from the config",
-                   cancelled);
-    }
-    step();
-  });
-  for (const auto& wh : cfg.webhooks) {
-    store.set_webhook_paused(
-        wh.id, !wh.enabled, wh.max_queued,
-        [step, id = wh.id](store::WriteStatus st) {
-          if (st != store::WriteStatus::kOk) {
-            spdlog::error(
-                "reconcile: cannot update webhook={}: storage "
-                "unavailable",
-                id);
-          }
-          step();
-        },
-        due);
-  }
-}
-
-// Prunes in small batches, one write request at a time, so delivery and intake requests
-// interleave with it in the writer queue instead of waiting behind one huge DELETE. Batches
-// are paced: after each, the job waits kPruneRest times as long as the batch took, so it
-// takes at most ~1/(1+kPruneRest) of the writer (the soak test saw back-to-back 2,000-row
-// batches stall intake for a minute at 2,000 events/s). Running every minute keeps each run
-// small; 1,000 rows in ~15 ms at a 25% duty cycle still prunes far faster than rows arrive.
-constexpr std::size_t kPruneBatch = 1000;
-constexpr std::chrono::minutes kPruneInterval{1};
-constexpr int kPruneRest = 3;
-constexpr std::chrono::milliseconds kPruneMinRest{10};
-
-class RetentionJob {
- public:
-  RetentionJob(net::io_context& io, store::Store& store,
-               std::function<std::shared_ptr<const config::Config>()> config)
-      : timer_(io), store_(store), config_(std::move(config)) {}
-
-  void start() { run(); }
-  void stop() {
-    stopped_ = true;
-    timer_.cancel();
-  }
-
- private:
-  void run() {
-    if (stopped_) return;
-    const auto cutoff = common::now_ms() - config_()->storage.retention;
-    prune(cutoff, 0);
-  }
-
-  void prune(common::TimePoint cutoff, std::size_t total) {
-    const auto started = std::chrono::steady_clock::now();
-    store_.prune_before(
-        cutoff, kPruneBatch,
-        [this, cutoff, total, started](store::WriteStatus st, std::size_t removed) {
-          if (stopped_) return;
-          if (st == store::WriteStatus::kOk && removed == kPruneBatch) {
-            const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - started);
-            net::post(timer_.get_executor(), [this, cutoff, total, removed, took] {
-              if (stopped_) return;
-              timer_.expires_after(std::max(kPruneMinRest, took * kPruneRest));
-              timer_.async_wait([this, cutoff, total, removed](boost::system::error_code ec) {
-                if (!ec) prune(cutoff, total + removed);
-              });
-            });
-            return;
-          }
-          if (st != store::WriteStatus::kOk) {
-            spdlog::warn(
-                "retention: pruning failed (storage unavailable); "
-                "trying again later");
-          } else if (total + removed > 0) {
-            spdlog::info("retention: pruned {} rows older than {}", total + removed,
-                         common::format_rfc3339_ms(cutoff));
-          }
-          net::post(timer_.get_executor(), [this] { schedule(); });
-        });
-  }
-
-  void schedule() {
-    if (stopped_) return;
-    timer_.expires_after(kPruneInterval);
-    timer_.async_wait([this](boost::system::error_code ec) {
-      if (!ec) run();
-    });
-  }
-
-  net::steady_timer timer_;
-  store::Store& store_;
-  std::function<std::shared_ptr<const config::Config>()> config_;
-  std::atomic<bool> stopped_{false};
-};
-
 }  // namespace
 
 int run_serve(const std::string& config_path) {
@@ -203,8 +99,6 @@ int run_serve(const std::string& config_path) {
   }
   configure_logging(initial->logging);
   warn_about_secret_files(*initial);
-  std::atomic<std::shared_ptr<const config::Config>> current{initial};
-  auto config_source = [&current] { return current.load(); };
 
   std::unique_ptr<store::Store> store;
   try {
@@ -236,6 +130,12 @@ int run_serve(const std::string& config_path) {
     return 1;
   }
 
+  // The dispatcher reads the configuration through the reloader, and a reload that resumes
+  // deliveries wakes the dispatcher: `wake` ties that knot (set before anything can reload).
+  std::function<void()> wake;
+  ConfigReloader reloader(config_path, initial, *store, [&wake] { wake(); });
+  const auto config_source = reloader.source();
+
   const unsigned threads = std::max(2U, std::thread::hardware_concurrency());
   net::io_context io{static_cast<int>(threads)};
   auto work = net::make_work_guard(io);
@@ -248,6 +148,7 @@ int run_serve(const std::string& config_path) {
       static_cast<std::size_t>(std::max(16, initial->delivery.per_webhook_concurrency));
   delivery::HttpClientPool client(io, client_options);
   dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
+  wake = [&dispatcher] { dispatcher.notify(); };
   Metrics metrics;
   dispatcher.set_attempt_observer(
       [&metrics](const std::string& webhook_id, const char* outcome, std::int64_t ms) {
@@ -263,42 +164,13 @@ int run_serve(const std::string& config_path) {
   server::HttpServer server(io, context);
   admin.register_routes(server);
 
-  // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this; the mutex
-  // keeps two reloads from interleaving.
-  std::mutex reload_mutex;
-  ReloadFunction reload = [&]() -> ReloadResult {
-    std::lock_guard lock(reload_mutex);
-    ReloadResult result;
+  // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this (the
+  // reloader serializes reloads); systemd hears RELOADING=1 / READY=1 around each.
+  ReloadFunction reload = [&reloader]() -> ReloadOutcome {
     notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
-    try {
-      auto next = config::load_config_file(config_path);
-      const auto& old = *current.load();
-      if (next->server.listen != old.server.listen || next->storage.path != old.storage.path ||
-          next->server.tls_cert != old.server.tls_cert ||
-          next->server.tls_key != old.server.tls_key ||
-          next->delivery.ca_file != old.delivery.ca_file) {
-        spdlog::warn(
-            "reload: server.listen, TLS files, storage.path and delivery.ca_file "
-            "take effect only after a restart");
-      }
-      configure_logging(next->logging);
-      warn_about_secret_files(*next);
-      current.store(next);
-      reconcile(
-          *store, *next, [&dispatcher] { dispatcher.notify(); },
-          [&dispatcher] { dispatcher.notify(); });
-      spdlog::info("reload: configuration applied ({} webhooks)", next->webhooks.size());
-      result.applied = true;
-      result.webhooks = next->webhooks.size();
-    } catch (const config::ConfigError& e) {
-      for (const auto& p : e.problems()) {
-        spdlog::error("reload rejected: {}", p.to_string());
-        result.problems.push_back(p.to_string());
-      }
-      spdlog::error("reload: the previous configuration stays in effect");
-    }
+    auto outcome = reloader.reload();
     notify_systemd("READY=1");
-    return result;
+    return outcome;
   };
   add_reload_route(server, reload);
   try {
@@ -309,35 +181,34 @@ int run_serve(const std::string& config_path) {
     return 1;
   }
 
-  std::promise<void> stopped;
-  std::atomic<bool> stopping{false};
-  net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-  net::steady_timer watchdog(io);
+  // The daemon's own timers and signals live on one strand: they are armed, cancelled and
+  // re-armed only there (a timer object is not thread-safe).
+  auto timers = net::make_strand(io);
+  net::signal_set signals(timers, SIGTERM, SIGINT, SIGHUP);
+  net::steady_timer watchdog(timers);
+  RetentionJob retention(timers, *store, config_source);
+  std::promise<void> stop_requested;
+  bool stopping = false;  // on the strand
 
   std::function<void()> wait_signal;
   wait_signal = [&] {
     signals.async_wait([&](boost::system::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        reload();
+        (void)reload();
         wait_signal();
         return;
       }
-      if (stopping.exchange(true)) return;
+      if (std::exchange(stopping, true)) return;
       spdlog::info("received {}, shutting down (grace {} ms)",
-                   signo == SIGTERM ? "SIGTERM" : "SIGINT", current.load()->shutdown_grace.count());
+                   signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                   reloader.current()->shutdown_grace.count());
       notify_systemd("STOPPING=1");
+      // From now on intake answers 503 shutting_down; run_serve does the rest in order.
       server.begin_shutdown();
       watchdog.cancel();
-      dispatcher.shutdown(current.load()->shutdown_grace, [&](std::size_t unfinished) {
-        if (unfinished > 0) {
-          spdlog::warn(
-              "{} attempts did not finish within the grace period; they stay queued "
-              "and are retried after the next start",
-              unfinished);
-        }
-        stopped.set_value();
-      });
+      retention.stop();
+      stop_requested.set_value();
     });
   };
   wait_signal();
@@ -346,28 +217,33 @@ int run_serve(const std::string& config_path) {
   std::function<void()> ping;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
     ping = [&] {
+      if (stopping) return;
       notify_systemd("WATCHDOG=1");
       watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
       watchdog.async_wait([&](boost::system::error_code ec) {
         if (!ec) ping();
       });
     };
-    ping();
+    net::post(timers, ping);
   }
 
   // Before start() a notify is a no-op; start() looks at everything due.
   reconcile(
       *store, *initial, [&dispatcher] { dispatcher.notify(); },
       [&dispatcher] { dispatcher.start(); });
-  RetentionJob retention(io, *store, config_source);
   retention.start();
 
+  std::mutex exit_mutex;
+  std::condition_variable exit_cv;
+  unsigned running_threads = threads;
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) {
-    pool.emplace_back([&io] {
+    pool.emplace_back([&] {
       // Named so that `top -H` and profilers tell the I/O threads from the store's writer.
       pthread_setname_np(pthread_self(), "relayd-io");
       io.run();
+      std::lock_guard lock(exit_mutex);
+      if (--running_threads == 0) exit_cv.notify_all();
     });
   }
 
@@ -377,16 +253,46 @@ int run_serve(const std::string& config_path) {
                initial->server.listen_host, server.port(), initial->storage.path,
                initial->webhooks.size());
 
-  stopped.get_future().wait();
-  retention.stop();
+  stop_requested.get_future().wait();
+  // Shutdown, in order. Nothing stops the io_context while work is owed: a 202 for a
+  // committed event must reach its client, or a client without an `id` sends it again.
+  const auto grace = reloader.current()->shutdown_grace;
+  // 1. Stop accepting; every connection answers the request it is serving (intake waits for
+  //    its commit, which the store still makes), then closes.
   server.stop();
+  if (!server.wait_drained(grace)) {
+    spdlog::warn("connections still open after the grace period; they are cut off");
+  }
+  // 2. The dispatcher: attempts in flight finish (within the grace) and are recorded.
+  std::promise<std::size_t> dispatcher_stopped;
+  dispatcher.shutdown(grace,
+                      [&dispatcher_stopped](std::size_t n) { dispatcher_stopped.set_value(n); });
+  if (const auto unfinished = dispatcher_stopped.get_future().get(); unfinished > 0) {
+    spdlog::warn(
+        "{} attempts did not finish within the grace period; they stay queued and are retried "
+        "after the next start",
+        unfinished);
+  }
   admin.stop();
   client.close_idle();
-  // Flushes writes still queued (attempt records, intake) before the threads go.
+  // 3. The store: queued writes (attempt records) are committed before the writer stops; a
+  //    callback that comes after this answers kShuttingDown at once.
   store->close();
-  signals.cancel();
+  // 4. Nothing is left to wake up: the io threads return once the last handlers have run.
+  net::post(timers, [&] {
+    signals.cancel();
+    watchdog.cancel();
+  });
   work.reset();
-  io.stop();
+  {
+    std::unique_lock lock(exit_mutex);
+    // Only attempts past the grace can still be running (each within its own timeout); they
+    // are recovered at the next start, so they need not hold up the exit.
+    if (!exit_cv.wait_for(lock, kExitWait, [&] { return running_threads == 0; })) {
+      spdlog::warn("abandoning work still running {} ms after the store closed", kExitWait.count());
+      io.stop();
+    }
+  }
   for (auto& t : pool) t.join();
   spdlog::info("relayd stopped");
   return 0;

@@ -1,3 +1,41 @@
+// The dispatcher: due deliveries from the store to the HTTP client, and each result back.
+//
+// A DELIVERY'S LIFE (deliveries.status; the store's writer makes every change):
+//
+//                  intake (webhook enabled)          intake (webhook disabled)
+//                          |                                  |
+//                          v          pause (reload)          v
+//      redeliver ---> [pending] <-------------------------> [paused] --cap--> (dropped)
+//                     ^   |        resume (reload)
+//     retry (kRetry)  |   | claim_due (this file)
+//     or crash        |   v
+//     recovery        +-[delivering] --kSucceeded--> (succeeded)
+//                         |    \-------kFailed-----> (failed)
+//                         +--- webhook removed -----> (cancelled)   (also from pending, paused)
+//
+//   pending     due at next_attempt_at; only these are claimed.
+//   delivering  claimed by this process: an attempt is being made, or its result is not yet
+//               committed. Nothing else touches it (redeliver leaves it alone); after a crash
+//               recover_interrupted makes it pending again (at-least-once).
+//   paused      its webhook is disabled; no next_attempt_at; at most max_queued per webhook.
+//   succeeded, failed, cancelled, dropped   final (redeliver can make them pending again).
+//
+// WHAT THIS FILE KEEPS (all on `strand`, except on_response):
+//   ready        claimed deliveries waiting for a free slot (claiming kPrefetch × the limits
+//                ahead overlaps the claim's commit with attempts under way).
+//   in_flight    HTTP attempts under way; bounded by delivery.concurrency and, per webhook, by
+//                per_webhook_concurrency (inflight_per_webhook). busy_per_webhook counts
+//                in flight + ready, and bounds what the next claim asks for.
+//   unrecorded   attempts that ended but whose record has not committed: their delivery is
+//                still `delivering` in the store, so it cannot be claimed twice.
+//   claiming/dirty  one claim at a time; a wake-up meanwhile sets dirty and claims again after.
+//   timer        one timer at the earliest known due time (timer_deadline), never polling.
+//   stopping     shutdown: nothing new is claimed or started; `ready` is dropped (those stay
+//                delivering and are recovered at the next start); shutdown_done runs when
+//                in_flight and unrecorded reach 0, or when the grace timer fires.
+// What an attempt's result means (succeeded, retry when, failed) is not decided here: that is
+// delivery::classify_attempt, a pure function. This file only schedules.
+
 #include "relay/dispatcher/Dispatcher.hpp"
 
 #include <spdlog/spdlog.h>
@@ -9,7 +47,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <deque>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -19,9 +56,9 @@
 #include "relay/common/Ascii.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
+#include "relay/delivery/AttemptClassifier.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
-#include "relay/delivery/RetryPolicy.hpp"
 #include "relay/store/Store.hpp"
 
 namespace relay::dispatcher {
@@ -40,30 +77,10 @@ constexpr std::chrono::milliseconds kIdleRecheck{1000};
 // Deliveries claimed ahead, as a multiple of the concurrency limits (see `ready`).
 constexpr std::size_t kPrefetch = 2;
 
-std::optional<std::string> find_header(const delivery::Headers& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (common::iequals(k, name)) return v;
-  }
-  return std::nullopt;
-}
-
-// Response bodies go to a TEXT column and to JSON answers of the admin API: keep them valid
-// UTF-8 by replacing what is not.
-std::string printable_body(const std::string& body) {
-  // ASCII is valid UTF-8 as it is (the usual case: a short JSON answer or none).
-  if (std::all_of(body.begin(), body.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
-    return body;
-  }
-  const auto dumped =
-      nlohmann::json(body).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return nlohmann::json::parse(dumped).get<std::string>();
-}
-
 }  // namespace
 
 struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
-  Impl(net::io_context& io, store::Store& s, delivery::HttpClientPool& c, ConfigSource cfg)
+  Impl(net::io_context& io, store::DeliveryStore& s, delivery::HttpSender& c, ConfigSource cfg)
       : strand(net::make_strand(io)),
         timer(strand),
         grace_timer(strand),
@@ -75,8 +92,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   net::steady_timer timer;
   net::steady_timer grace_timer;
   std::optional<TimePoint> timer_deadline;
-  store::Store& store;
-  delivery::HttpClientPool& client;
+  store::DeliveryStore& store;
+  delivery::HttpSender& client;
   ConfigSource config;
   AttemptObserver observer;
 
@@ -236,36 +253,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
                    const std::vector<delivery::Duration>& schedule, std::string webhook_id,
                    delivery::HttpResult res) {
     const auto now = common::now_ms();
+    auto verdict = delivery::classify_attempt(res, record->attempt_number, schedule, now);
     record->duration_ms = res.duration.count();
     record->response_status = res.status;
     record->response_headers = delivery::headers_json(res.headers, false);
-    record->response_body = printable_body(res.body);
-    record->error = res.error;
-    // A body that broke off after the status line does not change the outcome (the status
-    // counts), but the attempt row says why the body is short.
-    if (record->error.empty() && !res.body_error.empty()) {
-      record->error = "response body cut off: " + res.body_error;
-    }
-    std::optional<delivery::Duration> retry_after;
-    if (res.status && (*res.status == 429 || *res.status == 503)) {
-      if (auto v = find_header(res.headers, "retry-after")) {
-        retry_after = delivery::parse_retry_after(*v, now);
-      }
-    }
-    const auto decision =
-        delivery::decide_retry(record->attempt_number, res.status, retry_after, schedule);
-    switch (decision.kind) {
-      case delivery::RetryDecision::Kind::kSucceeded:
-        record->outcome = store::AttemptOutcome::kSucceeded;
+    record->response_body = delivery::valid_utf8(res.body);
+    record->error = std::move(verdict.error);
+    record->outcome = verdict.outcome;
+    switch (verdict.outcome) {
+      case common::AttemptOutcome::kSucceeded:
         record->new_status = store::DeliveryStatus::kSucceeded;
         break;
-      case delivery::RetryDecision::Kind::kRetry:
-        record->outcome = store::AttemptOutcome::kRetry;
+      case common::AttemptOutcome::kRetry:
         record->new_status = store::DeliveryStatus::kPending;
-        record->next_attempt_at = now + decision.delay;
+        record->next_attempt_at = verdict.next_attempt_at;
         break;
-      case delivery::RetryDecision::Kind::kFailed:
-        record->outcome = store::AttemptOutcome::kFailed;
+      case common::AttemptOutcome::kFailed:
         record->new_status = store::DeliveryStatus::kFailed;
         break;
     }
@@ -291,17 +294,19 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     maybe_claim();
   }
 
-  void write_record(std::shared_ptr<store::AttemptRecord> record, std::string webhook_id) {
-    store.record_attempt(*record, [self = shared_from_this(), record,
+  // `bare`: the record without the response, after the database rejected the full one.
+  void write_record(std::shared_ptr<store::AttemptRecord> record, std::string webhook_id,
+                    bool bare = false) {
+    store.record_attempt(*record, [self = shared_from_this(), record, bare,
                                    webhook_id = std::move(webhook_id)](store::WriteStatus st) {
-      net::post(self->strand, [self, st, record, webhook_id]() mutable {
-        self->on_recorded(st, std::move(record), std::move(webhook_id));
+      net::post(self->strand, [self, st, record, webhook_id, bare]() mutable {
+        self->on_recorded(st, std::move(record), std::move(webhook_id), bare);
       });
     });
   }
 
   void on_recorded(store::WriteStatus st, std::shared_ptr<store::AttemptRecord> record,
-                   std::string webhook_id) {
+                   std::string webhook_id, bool bare) {
     if (st == store::WriteStatus::kStorageUnavailable && !stopping) {
       // Keep the result: the delivery stays `delivering` until the disk accepts
       // the record (and a crash meanwhile makes it due again: at-least-once).
@@ -310,12 +315,35 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
           "unavailable; retrying",
           record->delivery_id, webhook_id, record->attempt_number);
       auto t = std::make_shared<net::steady_timer>(strand, kStorageRetryDelay);
-      t->async_wait([self = shared_from_this(), t, record, webhook_id](boost::system::error_code) {
-        self->write_record(record, webhook_id);
-      });
+      t->async_wait(
+          [self = shared_from_this(), t, record, webhook_id, bare](boost::system::error_code) {
+            self->write_record(record, webhook_id, bare);
+          });
+      return;
+    }
+    if (st == store::WriteStatus::kRejected && !bare) {
+      // The database refused the row (a constraint; a bug, not a full disk). Left alone, the
+      // delivery would stay `delivering` until a restart. Record the outcome again without
+      // what came from the receiver, which is what a row can most plausibly be refused for.
+      spdlog::error(
+          "delivery={} webhook={} attempt={}: the database rejected the attempt record; "
+          "recording it again without the response",
+          record->delivery_id, webhook_id, record->attempt_number);
+      auto stripped = std::make_shared<store::AttemptRecord>(*record);
+      stripped->request_headers = "{}";
+      stripped->response_headers = "{}";
+      stripped->response_body.clear();
+      stripped->error = "attempt record rejected by the database; response not kept";
+      write_record(std::move(stripped), std::move(webhook_id), true);
       return;
     }
     --unrecorded;
+    if (st == store::WriteStatus::kRejected) {
+      spdlog::error(
+          "delivery={} webhook={} attempt={}: the database rejected the attempt record again; "
+          "the delivery stays delivering until the next start, which makes it due again",
+          record->delivery_id, webhook_id, record->attempt_number);
+    }
     if (st == store::WriteStatus::kOk) {
       log_outcome(*record, webhook_id);
       // The claim that followed the response ran before this commit and could not see the
@@ -381,8 +409,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-Dispatcher::Dispatcher(net::io_context& io, store::Store& store, delivery::HttpClientPool& client,
-                       ConfigSource config)
+Dispatcher::Dispatcher(net::io_context& io, store::DeliveryStore& store,
+                       delivery::HttpSender& client, ConfigSource config)
     : impl_(std::make_shared<Impl>(io, store, client, std::move(config))) {}
 
 Dispatcher::~Dispatcher() = default;

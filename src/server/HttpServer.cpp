@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <limits>
 #include <map>
@@ -100,6 +101,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   // Ordered by id, i.e. by accept time: the cap sheds the oldest idle connection first.
   std::mutex sessions_mutex;
+  std::condition_variable sessions_drained;  // notified when `sessions` becomes empty
   std::map<std::uint64_t, std::shared_ptr<SessionState>> sessions;
   std::uint64_t next_session_id = 0;
   std::size_t shedding = 0;     // sessions asked to close that have not ended yet
@@ -208,6 +210,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (it == sessions.end()) return;
     if (it->second->shed_requested) --shedding;
     sessions.erase(it);
+    if (sessions.empty()) sessions_drained.notify_all();
   }
 
   /// Starts a read deadline: on expiry the read in progress is cancelled (not the socket
@@ -693,6 +696,12 @@ bool HttpServer::shutting_down() const {
 
 void HttpServer::stop() {
   impl_->stop();
+}
+
+bool HttpServer::wait_drained(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->sessions_mutex);
+  return impl_->sessions_drained.wait_for(lock, timeout,
+                                          [this] { return impl_->sessions.empty(); });
 }
 
 }  // namespace relay::server

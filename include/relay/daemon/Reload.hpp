@@ -5,23 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "relay/daemon/ConfigReloader.hpp"
+
 namespace relay::server {
 class HttpServer;
 }
 
 namespace relay::daemon {
 
-/// What one reload of the config file did: applied (with that many webhooks), or rejected with
-/// each problem as "PATH:LINE:COL: message" (the previous config stays in effect).
-struct ReloadResult {
-  bool applied = false;
-  std::size_t webhooks = 0;
-  std::vector<std::string> problems;
-};
-
 /// Re-reads and applies the config file; SIGHUP and POST /v1/reload share it so both behave
 /// the same. Must be safe to call from any thread.
-using ReloadFunction = std::function<ReloadResult()>;
+using ReloadFunction = std::function<ReloadOutcome()>;
 
 /// POST /v1/reload (SPEC §1 `relayd reload`; bearer token like every /v1 route): runs `reload`
 /// and answers once the outcome is known: 200 {"status":"applied","webhooks":N}, or 422 with

@@ -61,6 +61,14 @@ struct HttpResult {
   std::chrono::milliseconds duration{0};
 };
 
+/// Sends one request and reports its result: what the dispatcher needs from a client (a test
+/// can stand in for the pool). `done` runs exactly once, on a thread of the client's choosing.
+class HttpSender {
+ public:
+  virtual ~HttpSender() = default;
+  virtual void send(OutgoingRequest request, std::function<void(HttpResult)> done) = 0;
+};
+
 /// HTTPS client with keep-alive connections pooled per origin (scheme, host, port).
 /// Certificate + host-name verification, SNI, TLS >= 1.2; redirects never followed; every
 /// resolved address is checked by the SSRF guard and tried in turn; the checked address is the
@@ -71,14 +79,14 @@ struct HttpResult {
 /// Destroying the pool closes idle connections; requests in flight finish (within their
 /// timeout) and still call `done`. The constructor throws std::runtime_error when the CA file
 /// cannot be loaded; send() never throws and reports every failure in HttpResult::error.
-class HttpClientPool {
+class HttpClientPool final : public HttpSender {
  public:
   HttpClientPool(boost::asio::io_context& io, ClientOptions options);
-  ~HttpClientPool();
+  ~HttpClientPool() override;
   HttpClientPool(const HttpClientPool&) = delete;
   HttpClientPool& operator=(const HttpClientPool&) = delete;
 
-  void send(OutgoingRequest request, std::function<void(HttpResult)> done);
+  void send(OutgoingRequest request, std::function<void(HttpResult)> done) override;
 
   /// Closes pooled idle connections (shutdown). Requests in flight are not affected.
   void close_idle();

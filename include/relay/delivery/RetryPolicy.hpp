@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/common/AttemptOutcome.hpp"
 #include "relay/common/Time.hpp"
 
 namespace relay::delivery {
@@ -13,7 +14,7 @@ using Duration = std::chrono::milliseconds;
 
 /// What to do after an attempt: a pure function of its result and the schedule (SPEC §5).
 struct RetryDecision {
-  enum class Kind { kSucceeded, kRetry, kFailed };
+  using Kind = common::AttemptOutcome;
   Kind kind = Kind::kFailed;
   Duration delay{0};  // for kRetry: wait this long before the next attempt
 };

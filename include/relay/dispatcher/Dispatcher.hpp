@@ -12,11 +12,11 @@ class io_context;
 }
 
 namespace relay::store {
-class Store;
+class DeliveryStore;
 }
 
 namespace relay::delivery {
-class HttpClientPool;
+class HttpSender;
 }
 
 namespace relay::dispatcher {
@@ -40,7 +40,7 @@ class Dispatcher {
   using AttemptObserver =
       std::function<void(const std::string& webhook_id, const char* outcome, std::int64_t ms)>;
 
-  Dispatcher(boost::asio::io_context& io, store::Store& store, delivery::HttpClientPool& client,
+  Dispatcher(boost::asio::io_context& io, store::DeliveryStore& store, delivery::HttpSender& client,
              ConfigSource config);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;

@@ -125,6 +125,10 @@ class HttpServer {
   /// Stops accepting, closes idle connections and cancels reads; a request whose handler is
   /// running still gets its answer, then its connection closes. Idempotent.
   void stop();
+  /// After stop(): blocks until every connection has closed (each answered the request it was
+  /// serving, e.g. intake waiting for its commit) or `timeout` has passed (false). Never call it
+  /// from an I/O thread: the connections finish there.
+  [[nodiscard]] bool wait_drained(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

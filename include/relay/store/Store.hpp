@@ -54,30 +54,37 @@ struct StoreStats {
   std::uint64_t rejected = 0;        // requests rolled back alone (kRejected)
 };
 
-/// The durable queue and delivery log.
+/// The durable queue and delivery log, seen through the role each caller plays: intake
+/// (IntakeStore), the dispatcher (DeliveryStore), the admin API (AdminStore) and the daemon's
+/// own jobs (MaintenanceStore). A backend implements `Store` (all four); callers take the one
+/// role they need, so a test double implements only that and a second backend (PostgreSQL)
+/// touches no caller.
 ///
-/// Threading: every write goes through one writer thread that takes all queued requests (up
-/// to max_group), runs them in one `BEGIN IMMEDIATE` transaction, each in its own SAVEPOINT,
-/// commits (one fsync for the group: WAL, synchronous=FULL) and only then calls the
-/// callbacks, in submission order. Callbacks run ON THE WRITER THREAD: post to your own
-/// executor and never block in them, never call a synchronous Store method from them
-/// (recover_interrupted would deadlock), exceptions they throw are logged and swallowed.
-/// Write methods never throw and may be called from any thread, including I/O threads.
+/// Threading, for every backend: writes are asynchronous and never throw; they may be called
+/// from any thread, including I/O threads. Their callbacks may run on a thread of the store
+/// (the SQLite writer): post to your own executor and never block in them, never call a
+/// synchronous Store method from them (recover_interrupted would deadlock); exceptions they
+/// throw are logged and swallowed.
 /// Outcomes: kOk; kRejected (this request broke a constraint, rolled back alone);
 /// kStorageUnavailable (disk full, I/O error, failed commit: the whole group was rolled back,
-/// nothing half-written; the writer keeps serving, so writes succeed again once the disk
+/// nothing half-written; the store keeps serving, so writes succeed again once the disk
 /// recovers); kShuttingDown (submitted after close(): the callback runs at once on the
 /// caller's thread).
-/// Read methods are synchronous and thread-safe (a small pool of reader connections; WAL, so
-/// they never block the writer nor wait for it); call them from a blocking thread, never from
-/// an I/O thread. They throw StoreError on a database error or after close().
-class Store {
+/// Reads are synchronous and thread-safe; call them from a blocking thread, never from an I/O
+/// thread. They throw StoreError on a database error or after close().
+///
+/// The SQLite backend (src/store/sqlite/) runs every write on one writer thread that takes
+/// all queued requests (up to max_group), runs them in one `BEGIN IMMEDIATE` transaction,
+/// commits (one fsync for the group: WAL, synchronous=FULL) and only then calls the callbacks,
+/// in submission order; reads use a small pool of reader connections (WAL: they never block
+/// the writer nor wait for it).
+
+/// What intake needs: store accepted events, and say whether that is possible right now.
+class IntakeStore {
  public:
-  virtual ~Store() = default;
+  virtual ~IntakeStore() = default;
 
   using IntakeCallback = std::function<void(WriteStatus, std::vector<EventReceipt>)>;
-  using ClaimCallback = std::function<void(WriteStatus, ClaimResult)>;
-  using WriteCallback = std::function<void(WriteStatus)>;
 
   /// Stores events and their deliveries all-or-nothing. An event whose id exists already is
   /// not stored again: its receipt is the first one, with duplicate=true (also within one
@@ -86,6 +93,21 @@ class Store {
   /// called) when the write queue is full; after close() it returns true and calls back with
   /// kShuttingDown at once.
   virtual bool submit_events(std::vector<NewEvent> events, IntakeCallback done) = 0;
+
+  /// True when the writer runs and the last group committed (for /readyz). Cheap: no I/O on
+  /// the caller's thread. After a storage failure it is false; each call then (at most once a
+  /// second) queues a tiny probe write, so it turns true again once the disk recovers even
+  /// when no other write comes.
+  virtual bool writable() = 0;
+};
+
+/// What the dispatcher needs: claim due deliveries, record what each attempt did.
+class DeliveryStore {
+ public:
+  virtual ~DeliveryStore() = default;
+
+  using ClaimCallback = std::function<void(WriteStatus, ClaimResult)>;
+  using WriteCallback = std::function<void(WriteStatus)>;
 
   /// Claims up to `limit` due pending deliveries per listed webhook (oldest due first) and
   /// marks them delivering. next_due is the earliest next_attempt_at of all pending
@@ -100,11 +122,12 @@ class Store {
   /// new_status pending only (pending without a time: due now); last_error is the transport
   /// error, or "HTTP <status>" for a non-2xx answer.
   virtual void record_attempt(AttemptRecord record, WriteCallback done) = 0;
+};
 
-  /// At start-up: deliveries left `delivering` by a crash become pending and due now.
-  /// Returns how many. Synchronous (runs through the writer and waits for its commit; never
-  /// call it from a callback). Throws StoreError when the write fails; 0 after close().
-  virtual std::size_t recover_interrupted(common::TimePoint now) = 0;
+/// What the admin API reads, and the one write it asks for (redeliver).
+class AdminStore {
+ public:
+  virtual ~AdminStore() = default;
 
   /// Makes a delivery due now (any status but delivering; attempt_count keeps counting).
   /// found=false: no such delivery. A `delivering` one is left alone (it is being sent right
@@ -112,13 +135,43 @@ class Store {
   virtual void redeliver(std::string delivery_id, common::TimePoint now,
                          std::function<void(WriteStatus, bool found)> done) = 0;
 
+  // ---- reads (blocking; any thread but an I/O thread) ----
+  /// One delivery with its attempts (ordered by attempt_number), read in one snapshot.
+  virtual std::optional<DeliveryRow> get_delivery(const std::string& id) = 0;
+  /// Newest first (by id), `before_id` pages, limit clamped to 1..1000.
+  virtual std::vector<DeliveryRow> list_deliveries(const DeliveryFilter& filter) = 0;
+  /// Deliveries per (webhook, status).
+  virtual std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
+  count_by_webhook_status() = 0;
+  /// The stored event with its deliveries (duplicate=false), as intake answered it.
+  /// Not pure so that test doubles need not provide it; this default throws StoreError.
+  virtual std::optional<EventReceipt> get_event(const std::string& id) {
+    throw StoreError("get_event(" + id + ") is not supported by this store");
+  }
+};
+
+/// What the daemon's own jobs need: crash recovery, reconciling with the config, retention,
+/// counters and shutdown.
+class MaintenanceStore {
+ public:
+  virtual ~MaintenanceStore() = default;
+
+  using WriteCallback = std::function<void(WriteStatus)>;
+
+  /// At start-up: deliveries left `delivering` by a crash become pending and due now.
+  /// Returns how many. Synchronous (runs through the writer and waits for its commit; never
+  /// call it from a callback). Throws StoreError when the write fails; 0 after close().
+  virtual std::size_t recover_interrupted(common::TimePoint now) = 0;
+
   /// Webhook disabled (paused=true): its pending deliveries become paused, capped at
   /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
   /// deliveries become pending, due now, oldest first (insertion order). "now" is the wall
   /// clock at the call. Done in chunks of `StoreOptions::bulk_chunk` rows,
   /// each its own commit; `done` runs once, after the last. `resumed_some` (may be empty) runs
   /// after each committed chunk that made deliveries pending: they are due from then on, so the
-  /// dispatcher can start on them while the rest of a large backlog is resumed.
+  /// dispatcher can start on them while the rest of a large backlog is resumed. A later call
+  /// for the same webhook supersedes this one: its remaining chunks are skipped and `done`
+  /// reports kOk (the later call decides the outcome). A call that fails supersedes nothing.
   virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                                   WriteCallback done, std::function<void()> resumed_some) = 0;
 
@@ -138,27 +191,15 @@ class Store {
   /// Group-commit counters. Thread-safe.
   [[nodiscard]] virtual StoreStats stats() const = 0;
 
-  // ---- reads (blocking; any thread but an I/O thread) ----
-  /// One delivery with its attempts (ordered by attempt_number), read in one snapshot.
-  virtual std::optional<DeliveryRow> get_delivery(const std::string& id) = 0;
-  /// Newest first (by id), `before_id` pages, limit clamped to 1..1000.
-  virtual std::vector<DeliveryRow> list_deliveries(const DeliveryFilter& filter) = 0;
-  /// Deliveries per (webhook, status).
-  virtual std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
-  count_by_webhook_status() = 0;
-  /// The stored event with its deliveries (duplicate=false), as intake answered it.
-  /// Not pure so that test doubles need not provide it; this default throws StoreError.
-  virtual std::optional<EventReceipt> get_event(const std::string& id) {
-    throw StoreError("get_event(" + id + ") is not supported by this store");
-  }
-  /// True when the writer runs and the last group committed (for /readyz). Cheap: no I/O on
-  /// the caller's thread. After a storage failure it is false; each call then (at most once a
-  /// second) queues a tiny probe write, so it turns true again once the disk recovers even
-  /// when no other write comes.
-  virtual bool writable() = 0;
-
   /// Finishes queued writes, stops the writer, closes connections. Idempotent.
   virtual void close() = 0;
+};
+
+/// Every role: what a storage backend implements.
+class Store : public IntakeStore, public DeliveryStore, public AdminStore, public MaintenanceStore {
+ public:
+  using WriteCallback = DeliveryStore::WriteCallback;
+  ~Store() override = default;
 };
 
 /// Opens (creating and migrating when needed) the SQLite database. Throws StoreError.

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "relay/common/AttemptOutcome.hpp"
 #include "relay/common/Time.hpp"
 
 namespace relay::store {
@@ -25,7 +26,8 @@ enum class DeliveryStatus {
 std::string_view to_string(DeliveryStatus s);
 std::optional<DeliveryStatus> parse_delivery_status(std::string_view text);
 
-enum class AttemptOutcome { kSucceeded, kRetry, kFailed };
+using common::AttemptOutcome;
+/// "succeeded", "retry", "failed" as stored in attempts.outcome.
 std::string_view to_string(AttemptOutcome o);
 
 /// Result of a write request, given to its completion callback after the group commit.

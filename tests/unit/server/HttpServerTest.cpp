@@ -308,6 +308,13 @@ class HttpServerTest : public ::testing::Test {
         respond(Response{200, "application/json", body, {}});
       }).detach();
     });
+    // Answers 300 ms late (a request still being served when stop() comes).
+    server_->add_route("GET", "/slow", [](Request, auto respond) {
+      std::thread([respond] {
+        std::this_thread::sleep_for(300ms);
+        respond(Response{200, "application/json", R"({"slow":true})", {}});
+      }).detach();
+    });
     server_->add_route("GET", "/throws",
                        [](Request, auto) -> void { throw std::runtime_error("handler bug"); });
     server_->start();
@@ -590,6 +597,21 @@ TEST_F(HttpServerTest, StopClosesIdleConnections) {
   if (late.connected()) {
     EXPECT_TRUE(late.closed_by_peer(1s));
   }
+}
+
+// Shutdown's first step: after stop(), a request being served still gets its answer, and
+// wait_drained returns once its connection is gone (not before).
+TEST_F(HttpServerTest, WaitDrainedWaitsForTheAnswerInProgress) {
+  RawClient client(port_);
+  client.send(get("/slow"));
+  std::this_thread::sleep_for(50ms);  // the handler is running
+  server_->stop();
+  EXPECT_FALSE(server_->wait_drained(20ms));
+  EXPECT_TRUE(server_->wait_drained(5s));
+  const auto reply = client.read_reply();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, R"({"slow":true})");
+  EXPECT_TRUE(client.closed_by_peer(1s));
 }
 
 TEST_F(HttpServerTest, ManyConcurrentConnections) {

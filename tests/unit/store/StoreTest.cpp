@@ -827,6 +827,43 @@ TEST(StoreGroupCommit, ARejectedRequestIsRolledBackAloneInItsGroup) {
   EXPECT_TRUE(s->writable());
 }
 
+// The writer's pause generation changes inside the transaction: a pause that is rolled back
+// must not supersede the resume under way (which then reported success with most of the
+// backlog still paused).
+TEST(StoreGroupCommit, ARejectedPauseDoesNotSupersedeAResumeUnderWay) {
+  TempDir dir;
+  const auto db = dir.file("r.db");
+  StoreOptions o;
+  o.max_group = 1;  // one request per group: the pause gets a group of its own
+  o.bulk_chunk = 2;
+  std::atomic<int> groups{0};
+  std::function<void()> during_first_group;
+  o.before_group_for_testing = [&] {
+    if (++groups == 1 && during_first_group) during_first_group();
+  };
+  auto s = open(db, o);
+  for (int i = 0; i < 6; ++i) submit(*s, {event("evt_" + std::to_string(i), {paused("crm")})});
+  // Pausing fails (as a constraint would) whenever it has a pending delivery to pause.
+  exec(db,
+       "CREATE TRIGGER refuse_pause BEFORE UPDATE OF status ON deliveries "
+       "WHEN NEW.status = 'paused' BEGIN SELECT RAISE(ABORT, 'no pausing today'); END;");
+
+  std::promise<WriteStatus> paused_done;
+  std::promise<WriteStatus> resumed_done;
+  groups = 0;
+  // Queued while the resume's first chunk runs: it runs between that chunk and the next.
+  during_first_group = [&] {
+    s->set_webhook_paused(
+        "crm", true, 100, [&](WriteStatus st) { paused_done.set_value(st); }, nullptr);
+  };
+  s->set_webhook_paused(
+      "crm", false, 100, [&](WriteStatus st) { resumed_done.set_value(st); }, nullptr);
+  EXPECT_EQ(paused_done.get_future().get(), WriteStatus::kRejected);
+  EXPECT_EQ(resumed_done.get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM deliveries WHERE status = 'pending'"), "6");
+  EXPECT_GE(groups.load(), 4);  // resume chunk 1, the pause, chunks 2 and 3
+}
+
 TEST(StoreClose, LaterWritesAnswerShuttingDownAndReadsThrow) {
   TempDir dir;
   auto s = open(dir.file("r.db"));

@@ -1,0 +1,43 @@
+#include "Reconcile.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace relay::daemon {
+
+void reconcile(store::MaintenanceStore& store, const config::Config& cfg,
+               const std::function<void()>& due, std::function<void()> then) {
+  std::vector<std::string> ids;
+  ids.reserve(cfg.webhooks.size());
+  for (const auto& wh : cfg.webhooks) ids.push_back(wh.id);
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(cfg.webhooks.size() + 1);
+  auto step = [remaining, then = std::move(then)] {
+    if (--*remaining == 0 && then) then();
+  };
+  store.cancel_webhooks_except(ids, [step](store::WriteStatus st, std::size_t cancelled) {
+    if (st != store::WriteStatus::kOk) {
+      spdlog::error("reconcile: cannot cancel deliveries of removed webhooks: storage unavailable");
+    } else if (cancelled > 0) {
+      spdlog::warn("cancelled {} unfinished deliveries of webhooks removed from the config",
+                   cancelled);
+    }
+    step();
+  });
+  for (const auto& wh : cfg.webhooks) {
+    store.set_webhook_paused(
+        wh.id, !wh.enabled, wh.max_queued,
+        [step, id = wh.id](store::WriteStatus st) {
+          if (st != store::WriteStatus::kOk) {
+            spdlog::error("reconcile: cannot update webhook={}: storage unavailable", id);
+          }
+          step();
+        },
+        due);
+  }
+}
+
+}  // namespace relay::daemon

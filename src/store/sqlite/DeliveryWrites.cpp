@@ -1,0 +1,196 @@
+// The dispatcher's writes (claims, attempt records) and the ones that make deliveries due
+// again (crash recovery, redeliver).
+#include "SqliteStore.hpp"
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "relay/common/Time.hpp"
+
+namespace relay::store {
+
+using common::format_rfc3339_ms;
+using common::TimePoint;
+using sqlite::StatementScope;
+
+void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, int>> limits,
+                            ClaimCallback done) {
+  auto result = std::make_shared<ClaimResult>();
+  WriteRequest req;
+  req.durable = false;
+  req.apply = [now, limits = std::move(limits), result](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    *result = ClaimResult{};
+    const auto now_text = format_rfc3339_ms(now);
+    auto& select = c.cached(
+        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.attempt_count, e.payload, "
+        "d.rowid "
+        "FROM deliveries d JOIN events e ON e.id = d.event_id "
+        "WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 "
+        "ORDER BY d.next_attempt_at, d.rowid LIMIT ?3");
+    // By rowid: the row was just read, and a lookup through the text id index cost as much
+    // as the update itself.
+    auto& mark =
+        c.cached("UPDATE deliveries SET status = 'delivering', updated_at = ?2 WHERE rowid = ?1");
+    for (const auto& [webhook, limit] : limits) {
+      if (limit <= 0) continue;
+      StatementScope s(select);
+      s->bind(1, webhook);
+      s->bind(2, now_text);
+      s->bind(3, limit);
+      while (s->step()) {
+        DueDelivery d;
+        d.delivery_id = s->text(0);
+        d.event_id = s->text(1);
+        d.webhook_id = s->text(2);
+        d.event_type = s->text(3);
+        d.attempt_count = static_cast<int>(s->int64(4));
+        d.payload = s->text(5);
+        d.rowid = s->int64(6);
+        result->claimed.push_back(std::move(d));
+      }
+    }
+    for (const auto& d : result->claimed) {
+      StatementScope m(mark);
+      m->bind(1, d.rowid);
+      m->bind(2, now_text);
+      m->run();
+    }
+    auto& next = c.cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'");
+    StatementScope n(next);
+    if (n->step() && !n->is_null(0)) result->next_due = common::parse_rfc3339(n->text(0));
+  };
+  req.complete = [result, done = std::move(done)](WriteStatus st) {
+    done(st, st == WriteStatus::kOk ? std::move(*result) : ClaimResult{});
+  };
+  writer_->enqueue(std::move(req));
+}
+
+void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
+  WriteRequest req;
+  req.apply = [record = std::move(record)](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    if (record.new_status == DeliveryStatus::kPaused) ctx.paused_counts().clear();
+    const auto now_text = format_rfc3339_ms(common::now_ms());
+    auto& insert = c.cached(
+        "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
+        "request_headers, response_status, response_headers, response_body, error, outcome) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    {
+      StatementScope s(insert);
+      s->bind(1, record.delivery_id);
+      s->bind(2, record.attempt_number);
+      s->bind(3, format_rfc3339_ms(record.started_at));
+      s->bind(4, record.duration_ms);
+      s->bind(5, record.url);
+      s->bind(6, record.request_headers);
+      s->bind(7, record.response_status);
+      s->bind(8, record.response_headers);
+      s->bind(9, record.response_body);
+      s->bind(10, record.error.empty() ? std::optional<std::string>()
+                                       : std::optional<std::string>(record.error));
+      s->bind(11, to_string(record.outcome));
+      s->run();
+    }
+    // With a status, the status is the story (an error then only says the body broke off).
+    std::optional<std::string> last_error;
+    if (record.response_status) {
+      if (*record.response_status < 200 || *record.response_status > 299) {
+        last_error = "HTTP " + std::to_string(*record.response_status);
+      }
+    } else if (!record.error.empty()) {
+      last_error = record.error;
+    }
+    // By rowid when the claim gave it (the id must still match: rowids of deleted rows can
+    // be reused), else through the id index.
+    auto& update =
+        record.delivery_rowid > 0
+            ? c.cached(
+                  "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                  "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                  "WHERE rowid = ?8 AND id = ?1 AND status = 'delivering'")
+            : c.cached(
+                  "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                  "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                  "WHERE id = ?1 AND status = 'delivering'");
+    StatementScope u(update);
+    u->bind(1, record.delivery_id);
+    if (record.delivery_rowid > 0) u->bind(8, record.delivery_rowid);
+    u->bind(2, to_string(record.new_status));
+    u->bind(3, record.attempt_number);
+    // next_attempt_at belongs to pending deliveries only; a pending one without a time is
+    // due at once rather than never.
+    std::optional<std::string> next;
+    if (record.new_status == DeliveryStatus::kPending) {
+      next = record.next_attempt_at ? format_rfc3339_ms(*record.next_attempt_at) : now_text;
+    }
+    u->bind(4, next);
+    u->bind(5, now_text);
+    u->bind(6, record.response_status);
+    u->bind(7, last_error);
+    u->run();
+  };
+  req.complete = std::move(done);
+  writer_->enqueue(std::move(req));
+}
+
+std::size_t SqliteStore::recover_interrupted(TimePoint now) {
+  std::promise<std::size_t> count;
+  auto future = count.get_future();
+  auto changed = std::make_shared<std::size_t>(0);
+  WriteRequest req;
+  req.apply = [now, changed](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    auto& s = c.cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 "
+        "WHERE status = 'delivering'");
+    StatementScope scope(s);
+    scope->bind(1, format_rfc3339_ms(now));
+    scope->run();
+    *changed = static_cast<std::size_t>(c.changes());
+  };
+  auto status = std::make_shared<WriteStatus>(WriteStatus::kOk);
+  req.complete = [&count, changed, status](WriteStatus st) {
+    *status = st;
+    count.set_value(st == WriteStatus::kOk ? *changed : 0);
+  };
+  writer_->enqueue(std::move(req));
+  const auto n = future.get();
+  if (*status != WriteStatus::kOk && *status != WriteStatus::kShuttingDown) {
+    throw StoreError("cannot recover interrupted deliveries in " + options_.path +
+                     ": the database cannot be written");
+  }
+  return n;
+}
+
+void SqliteStore::redeliver(std::string delivery_id, TimePoint now,
+                            std::function<void(WriteStatus, bool)> done) {
+  auto found = std::make_shared<bool>(false);
+  WriteRequest req;
+  req.apply = [delivery_id = std::move(delivery_id), now, found](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    ctx.paused_counts().clear();
+    const auto t = format_rfc3339_ms(now);
+    auto& update = c.cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 "
+        "WHERE id = ?1 AND status != 'delivering'");
+    StatementScope u(update);
+    u->bind(1, delivery_id);
+    u->bind(2, t);
+    u->run();
+    if (c.changes() > 0) {
+      *found = true;
+      return;
+    }
+    auto& exists = c.cached("SELECT 1 FROM deliveries WHERE id = ?1");
+    StatementScope e(exists);
+    e->bind(1, delivery_id);
+    *found = e->step();  // delivering right now: it is being sent
+  };
+  req.complete = [found, done = std::move(done)](WriteStatus st) { done(st, *found); };
+  writer_->enqueue(std::move(req));
+}
+
+}  // namespace relay::store

@@ -1,0 +1,112 @@
+// The admin API's reads, each in one snapshot of a pooled reader connection.
+#include "SqliteStore.hpp"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "relay/common/Time.hpp"
+
+namespace relay::store {
+
+using common::format_rfc3339_ms;
+using common::TimePoint;
+using sqlite::StatementScope;
+
+std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
+  return readers_.read("delivery " + id, [&](Connection& c) -> std::optional<DeliveryRow> {
+    auto& s = c.cached(
+        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
+        "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
+        "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1");
+    StatementScope q(s);
+    q->bind(1, id);
+    if (!q->step()) return std::nullopt;
+    auto row = delivery_row(*q);
+    auto& a = c.cached(
+        "SELECT id, attempt_number, started_at, duration_ms, url, request_headers, "
+        "response_status, response_headers, response_body, error, outcome FROM attempts "
+        "WHERE delivery_id = ?1 ORDER BY attempt_number, id");
+    StatementScope qa(a);
+    qa->bind(1, id);
+    while (qa->step()) {
+      AttemptRow r;
+      r.id = qa->int64(0);
+      r.attempt_number = static_cast<int>(qa->int64(1));
+      r.started_at = qa->text(2);
+      r.duration_ms = qa->int64(3);
+      r.url = qa->text(4);
+      r.request_headers = qa->text(5);
+      r.response_status = qa->optional_int(6);
+      r.response_headers = qa->text(7);
+      r.response_body = qa->text(8);
+      r.error = qa->text(9);
+      r.outcome = qa->text(10);
+      row.attempts.push_back(std::move(r));
+    }
+    return row;
+  });
+}
+
+std::vector<DeliveryRow> SqliteStore::list_deliveries(const DeliveryFilter& filter) {
+  // One cached statement per combination of filters, so each can use its index.
+  std::string sql =
+      "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
+      "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
+      "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1";
+  if (filter.webhook_id) sql += " AND d.webhook_id = ?1";
+  if (filter.status) sql += " AND d.status = ?2";
+  if (filter.event_type) sql += " AND e.event_type = ?3";
+  if (filter.before_id) sql += " AND d.id < ?4";
+  sql += " ORDER BY d.id DESC LIMIT ?5";
+  return readers_.read("deliveries", [&](Connection& c) {
+    StatementScope q(c.cached(sql));
+    if (filter.webhook_id) q->bind(1, *filter.webhook_id);
+    if (filter.status) q->bind(2, *filter.status);
+    if (filter.event_type) q->bind(3, *filter.event_type);
+    if (filter.before_id) q->bind(4, *filter.before_id);
+    q->bind(5, std::clamp(filter.limit, 1, 1000));
+    std::vector<DeliveryRow> out;
+    while (q->step()) out.push_back(delivery_row(*q));
+    return out;
+  });
+}
+
+std::optional<EventReceipt> SqliteStore::get_event(const std::string& id) {
+  return readers_.read("event " + id, [&](Connection& c) -> std::optional<EventReceipt> {
+    auto r = existing_receipt(c, id);
+    if (r.event_type.empty()) return std::nullopt;
+    r.duplicate = false;
+    return r;
+  });
+}
+
+DeliveryRow SqliteStore::delivery_row(sqlite::Statement& q) {
+  DeliveryRow d;
+  d.id = q.text(0);
+  d.event_id = q.text(1);
+  d.webhook_id = q.text(2);
+  d.event_type = q.text(3);
+  d.status = q.text(4);
+  d.attempt_count = static_cast<int>(q.int64(5));
+  d.next_attempt_at = q.optional_text(6);
+  d.created_at = q.text(7);
+  d.updated_at = q.text(8);
+  d.last_status_code = q.optional_int(9);
+  d.last_error = q.text(10);
+  return d;
+}
+
+std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
+SqliteStore::count_by_webhook_status() {
+  // A scan of the covering index (webhook_id, status, …): ~0.1 s per million deliveries.
+  return readers_.read("delivery counts", [](Connection& c) {
+    StatementScope q(c.cached(
+        "SELECT webhook_id, status, count(*) FROM deliveries GROUP BY webhook_id, status"));
+    std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>> out;
+    while (q->step()) out.push_back({{q->text(0), q->text(1)}, q->int64(2)});
+    return out;
+  });
+}
+
+}  // namespace relay::store

@@ -1,0 +1,162 @@
+// A webhook disabled, enabled or removed: bulk status changes, in chunks.
+#include "SqliteStore.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "relay/common/Time.hpp"
+
+namespace relay::store {
+
+using common::format_rfc3339_ms;
+using common::TimePoint;
+using sqlite::StatementScope;
+
+void SqliteStore::set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
+                                     WriteCallback done, std::function<void()> resumed_some) {
+  set_paused_chunk(std::move(webhook_id), paused, max_queued, format_rfc3339_ms(common::now_ms()),
+                   std::nullopt, std::move(done), std::move(resumed_some));
+}
+
+// One chunk of a pause or resume: a million paused deliveries resumed by one UPDATE held the
+// writer for seconds, and intake behind it. Each chunk is its own write request, so other
+// requests interleave; the next chunk is queued after this one commits. All chunks use the
+// same `now`, so resumed deliveries keep their order (next_attempt_at, then rowid). A newer
+// call for the same webhook (a reload meanwhile) makes the rest of an older one moot.
+void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::size_t max_queued,
+                                   std::string now, std::optional<std::uint64_t> generation,
+                                   WriteCallback done, std::function<void()> resumed_some) {
+  auto more = std::make_shared<bool>(false);
+  auto resumed = std::make_shared<bool>(false);
+  auto gen = std::make_shared<std::uint64_t>(generation.value_or(0));
+  WriteRequest req;
+  req.apply = [this, webhook_id, paused, max_queued, now, generation, more, gen,
+               resumed](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    ctx.paused_counts().clear();
+    *more = false;
+    *resumed = false;
+    if (!generation) {
+      *gen = ++ctx.changing_state().pause_generation[webhook_id];
+    } else if (const auto& g = ctx.state().pause_generation;
+               !g.contains(webhook_id) || g.at(webhook_id) != *generation) {
+      return;  // superseded by a later call that committed
+    }
+    const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
+    if (paused) {
+      auto& s = c.cached(
+          "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, updated_at = ?2 "
+          "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
+          "status = 'pending' LIMIT ?3)");
+      StatementScope u(s);
+      u->bind(1, webhook_id);
+      u->bind(2, now);
+      u->bind(3, chunk);
+      u->run();
+      *more = c.changes() == chunk;
+      if (!*more) enforce_paused_cap(ctx, webhook_id, max_queued, now);
+    } else {
+      auto& s = c.cached(
+          "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 "
+          "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
+          "status = 'paused' ORDER BY next_attempt_at, rowid LIMIT ?3)");
+      StatementScope u(s);
+      u->bind(1, webhook_id);
+      u->bind(2, now);
+      u->bind(3, chunk);
+      u->run();
+      *more = c.changes() == chunk;
+      *resumed = c.changes() > 0;
+    }
+  };
+  req.complete = [this, webhook_id, paused, max_queued, now, more, gen, resumed,
+                  done = std::move(done),
+                  resumed_some = std::move(resumed_some)](WriteStatus st) mutable {
+    if (st == WriteStatus::kOk && *resumed && resumed_some) resumed_some();
+    if (st == WriteStatus::kOk && *more) {
+      set_paused_chunk(std::move(webhook_id), paused, max_queued, std::move(now), *gen,
+                       std::move(done), std::move(resumed_some));
+      return;
+    }
+    if (done) done(st);
+  };
+  writer_->enqueue(std::move(req));
+}
+
+void SqliteStore::cancel_webhooks_except(std::vector<std::string> known_ids,
+                                         std::function<void(WriteStatus, std::size_t)> done) {
+  auto cancelled = std::make_shared<std::size_t>(0);
+  WriteRequest req;
+  req.apply = [known = std::unordered_set<std::string>(known_ids.begin(), known_ids.end()),
+               cancelled](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    ctx.paused_counts().clear();
+    *cancelled = 0;
+    // Walk the distinct webhook ids through the index (one seek each) instead of scanning
+    // every unfinished delivery.
+    auto& next_id = c.cached("SELECT MIN(webhook_id) FROM deliveries WHERE webhook_id > ?1");
+    auto& cancel = c.cached(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?2 "
+        "WHERE webhook_id = ?1 AND status IN ('pending', 'paused', 'delivering')");
+    const auto now = format_rfc3339_ms(common::now_ms());
+    std::string cursor;
+    while (true) {
+      std::optional<std::string> id;
+      {
+        StatementScope s(next_id);
+        s->bind(1, cursor);
+        if (s->step() && !s->is_null(0)) id = s->text(0);
+      }
+      if (!id) break;
+      cursor = *id;
+      if (known.count(*id) != 0) continue;
+      StatementScope u(cancel);
+      u->bind(1, *id);
+      u->bind(2, now);
+      u->run();
+      *cancelled += static_cast<std::size_t>(c.changes());
+    }
+  };
+  req.complete = [cancelled, done = std::move(done)](WriteStatus st) { done(st, *cancelled); };
+  writer_->enqueue(std::move(req));
+}
+
+std::int64_t SqliteStore::count_paused(Connection& c, const std::string& webhook_id) {
+  auto& s = c.cached("SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'paused'");
+  StatementScope q(s);
+  q->bind(1, webhook_id);
+  return q->step() ? q->int64(0) : 0;
+}
+
+void SqliteStore::enforce_paused_cap(sqlite::WriteContext& ctx, const std::string& webhook_id,
+                                     std::size_t max_queued, const std::string& now) {
+  auto& c = ctx.conn();
+  const auto n = count_paused(c, webhook_id);
+  if (n > static_cast<std::int64_t>(max_queued)) {
+    drop_oldest_paused(ctx, webhook_id, n - static_cast<std::int64_t>(max_queued), now);
+  }
+}
+
+std::int64_t SqliteStore::drop_oldest_paused(sqlite::WriteContext& ctx,
+                                             const std::string& webhook_id, std::int64_t n,
+                                             const std::string& now) {
+  auto& c = ctx.conn();
+  auto& s = c.cached(
+      "UPDATE deliveries SET status = 'dropped', updated_at = ?3, "
+      "last_error = 'dropped: more than max_queued deliveries were paused' "
+      "WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?1 AND status = 'paused' "
+      "ORDER BY next_attempt_at, rowid LIMIT ?2)");
+  StatementScope q(s);
+  q->bind(1, webhook_id);
+  q->bind(2, n);
+  q->bind(3, now);
+  q->run();
+  const auto dropped = c.changes();
+  ctx.note_dropped(webhook_id, dropped);  // logged once the group has committed
+  return dropped;
+}
+
+}  // namespace relay::store

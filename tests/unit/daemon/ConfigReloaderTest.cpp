@@ -1,0 +1,131 @@
+#include "relay/daemon/ConfigReloader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include "relay/config/ConfigLoader.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Records what reconciling asked for; every write succeeds at once.
+class FakeMaintenance : public store::MaintenanceStore {
+ public:
+  std::size_t recover_interrupted(common::TimePoint) override { return 0; }
+  void set_webhook_paused(std::string webhook_id, bool paused, std::size_t, WriteCallback done,
+                          std::function<void()> resumed_some) override {
+    {
+      std::lock_guard lock(mutex);
+      calls.push_back((paused ? "pause " : "resume ") + webhook_id);
+    }
+    if (!paused && resumed_some) resumed_some();
+    done(store::WriteStatus::kOk);
+  }
+  void cancel_webhooks_except(std::vector<std::string> known_ids,
+                              std::function<void(store::WriteStatus, std::size_t)> done) override {
+    {
+      std::lock_guard lock(mutex);
+      std::string all;
+      for (const auto& id : known_ids) all += " " + id;
+      calls.push_back("cancel all but" + all);
+    }
+    done(store::WriteStatus::kOk, 0);
+  }
+  void prune_before(common::TimePoint, std::size_t,
+                    std::function<void(store::WriteStatus, std::size_t)> done) override {
+    done(store::WriteStatus::kOk, 0);
+  }
+  [[nodiscard]] store::StoreStats stats() const override { return {}; }
+  void close() override {}
+
+  std::mutex mutex;
+  std::vector<std::string> calls;
+};
+
+class ConfigReloaderTest : public ::testing::Test {
+ protected:
+  ConfigReloaderTest() {
+    std::random_device rd;
+    dir_ = fs::temp_directory_path() / ("relay-reload-" + std::to_string(rd()));
+    fs::create_directories(dir_);
+    path_ = (dir_ / "relayd.yaml").string();
+  }
+  ~ConfigReloaderTest() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void write(const std::string& listen, const std::string& webhooks) {
+    std::ofstream(path_) << "server:\n  listen: " << listen << "\n"
+                         << "storage:\n  path: " << (dir_ / "relayd.db").string() << "\n"
+                         << "logging:\n  level: warn\n"
+                         << "webhooks:\n"
+                         << webhooks;
+  }
+
+  static std::string webhook(const std::string& id, bool enabled) {
+    return "  - id: " + id + "\n    url: https://" + id + ".example.com/hook\n    secret: s3cret-" +
+           id + "\n    events: [\"*\"]\n" + (enabled ? "" : "    enabled: false\n");
+  }
+
+  fs::path dir_;
+  std::string path_;
+  FakeMaintenance store_;
+};
+
+TEST_F(ConfigReloaderTest, AGoodFileIsAppliedAndReconciled) {
+  write("127.0.0.1:8686", webhook("crm", true));
+  std::atomic<int> due{0};
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [&] { ++due; });
+  EXPECT_EQ(reloader.current()->webhooks.size(), 1U);
+
+  write("127.0.0.1:8686", webhook("crm", true) + webhook("erp", false));
+  const auto outcome = reloader.reload();
+  EXPECT_TRUE(outcome.applied);
+  EXPECT_TRUE(outcome.problems.empty());
+  EXPECT_TRUE(outcome.warnings.empty());
+  EXPECT_EQ(outcome.webhooks, 2U);
+  EXPECT_EQ(reloader.current()->webhooks.size(), 2U);
+  EXPECT_EQ(reloader.source()()->webhooks.size(), 2U);
+  std::lock_guard lock(store_.mutex);
+  EXPECT_EQ(store_.calls,
+            (std::vector<std::string>{"cancel all but crm erp", "resume crm", "pause erp"}));
+  EXPECT_GE(due.load(), 1);  // resumed deliveries wake the dispatcher
+}
+
+TEST_F(ConfigReloaderTest, ABrokenFileIsRejectedWithItsProblemsAndTheOldConfigStays) {
+  write("127.0.0.1:8686", webhook("crm", true));
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});
+  const auto before = reloader.current();
+  std::ofstream(path_) << "server:\n  listen: [broken\n";
+  const auto outcome = reloader.reload();
+  EXPECT_FALSE(outcome.applied);
+  ASSERT_FALSE(outcome.problems.empty());
+  EXPECT_NE(outcome.problems[0].find(path_), std::string::npos) << outcome.problems[0];
+  EXPECT_EQ(outcome.webhooks, 1U);
+  EXPECT_EQ(reloader.current(), before);
+  std::lock_guard lock(store_.mutex);
+  EXPECT_TRUE(store_.calls.empty());
+}
+
+TEST_F(ConfigReloaderTest, ChangesThatNeedARestartAreAppliedWithAWarning) {
+  write("127.0.0.1:8686", webhook("crm", true));
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});
+  write("127.0.0.1:9797", webhook("crm", true));
+  const auto outcome = reloader.reload();
+  EXPECT_TRUE(outcome.applied);
+  ASSERT_EQ(outcome.warnings.size(), 1U);
+  EXPECT_NE(outcome.warnings[0].find("restart"), std::string::npos);
+  EXPECT_EQ(reloader.current()->server.listen, "127.0.0.1:9797");
+}
+
+}  // namespace
+}  // namespace relay::daemon
