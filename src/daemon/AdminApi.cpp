@@ -21,6 +21,8 @@
 #include "relay/server/HttpServer.hpp"
 #include "relay/store/Store.hpp"
 
+#include "TestSend.hpp"
+
 namespace relay::daemon {
 
 namespace net = boost::asio;
@@ -90,27 +92,6 @@ json delivery_json(const store::DeliveryRow& d, bool with_attempts) {
     j["attempts"] = std::move(attempts);
   }
   return j;
-}
-
-// Sample `data` for "Send Test", shaped like the user guide's payloads of that group.
-json sample_data(const std::string& event_type) {
-  const json ticket = {{"id", "tkt_test"},
-                       {"subject", "Test ticket from relayd"},
-                       {"status", "open"},
-                       {"priority", "medium"},
-                       {"customer", {{"id", "cust_test"}, {"email", "test@example.com"}}}};
-  const auto group = event_type.substr(0, event_type.find('.'));
-  if (group == "message") {
-    return {{"message", {{"id", "msg_test"}, {"body", "Test message from relayd"}}},
-            {"ticket", ticket}};
-  }
-  if (group == "customer") {
-    return {{"customer", {{"id", "cust_test"}, {"email", "test@example.com"}}}};
-  }
-  if (group == "sla") {
-    return {{"ticket", ticket}, {"sla", {{"policy", "first_response"}, {"due_at", "test"}}}};
-  }
-  return {{"ticket", ticket}};
 }
 
 }  // namespace
@@ -329,28 +310,17 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
       respond(error_response(422, "unknown_event_type", "unknown event type '" + event_type + "'"));
       return;
     }
-    const auto event_id = common::new_event_id();
-    const auto delivery_id = common::new_delivery_id();
-    nlohmann::ordered_json payload;
-    payload["id"] = event_id;
-    payload["event"] = event_type;
-    payload["created_at"] = common::format_rfc3339_s(common::now_ms());
-    payload["data"] = sample_data(event_type);
-    auto request =
-        delivery::build_request(*wh, cfg->delivery, delivery_id, event_type, payload.dump());
-    spdlog::info("test send webhook={} event={} delivery={}", id, event_type, delivery_id);
-    client.send(std::move(request), [respond = std::move(respond), id, event_type,
-                                     delivery_id](delivery::HttpResult res) {
-      json out = {{"webhook", id},
-                  {"event", event_type},
-                  {"delivery_id", delivery_id},
-                  {"latency_ms", res.duration.count()},
-                  {"status", res.status ? json(*res.status) : json(nullptr)},
-                  {"body", res.body},
-                  {"body_truncated", res.body_truncated},
-                  {"error", res.error.empty() ? json(nullptr) : json(res.error)}};
-      respond(json_response(200, out));
-    });
+    if (!wh->matches(event_type)) {
+      respond(error_response(422, "event_not_subscribed",
+                             "webhook '" + id + "' does not subscribe to '" + event_type + "'"));
+      return;
+    }
+    send_test_event(
+        store, client,
+        [self = shared_from_this()](std::function<void()> f) {
+          net::post(self->readers, std::move(f));
+        },
+        cfg, *wh, event_type, std::move(respond));
   }
 };
 

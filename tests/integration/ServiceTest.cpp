@@ -327,6 +327,23 @@ TEST_F(ServiceTest, AdminEndpoints) {
   const auto test_req = receiver_->requests().back();
   EXPECT_EQ(test_req.header("X-Relay-Event"), "message.created");
   EXPECT_TRUE(json::parse(test_req.body)["data"].contains("message"));
+  // SPEC §9: a real delivery, marked as a test, attempted once and in the delivery log.
+  EXPECT_EQ(test_req.header("X-Relay-Test"), "true");
+  const auto test_event = json::parse(test_req.body)["id"].get<std::string>();
+  EXPECT_EQ(test_event.rfind("evt_test_", 0), 0U) << test_event;
+  EXPECT_EQ(j["event_id"], test_event);
+  EXPECT_EQ(j["delivery_id"], test_req.header("X-Relay-Delivery"));
+  EXPECT_EQ(j["outcome"], "succeeded");
+  {
+    Db db(cfg_.db);
+    EXPECT_EQ(db.value("SELECT status || attempt_count FROM deliveries WHERE event_id='" +
+                       test_event + "'"),
+              "succeeded1");
+    EXPECT_EQ(db.value("SELECT outcome || ' ' || response_status FROM delivery_log WHERE "
+                       "event_id='" +
+                       test_event + "'"),
+              "succeeded 200");
+  }
   r = client_->post_json("/v1/webhooks/nope/test", R"({"event":"message.created"})", auth);
   EXPECT_EQ(r.status, 404);
   r = client_->post_json("/v1/webhooks/crm/test", R"({"event":"nope.nope"})", auth);
@@ -345,7 +362,8 @@ TEST_F(ServiceTest, AdminEndpoints) {
   EXPECT_EQ(metric("relayd_events_received_total"), 1) << r.body;
   EXPECT_EQ(metric(R"(relayd_attempts_total{webhook="crm",outcome="retry"})"), 1) << r.body;
   EXPECT_EQ(metric(R"(relayd_attempts_total{webhook="crm",outcome="succeeded"})"), 2) << r.body;
-  EXPECT_EQ(metric(R"(relayd_deliveries{webhook="crm",status="succeeded"})"), 1) << r.body;
+  // The event's delivery and the test send's.
+  EXPECT_EQ(metric(R"(relayd_deliveries{webhook="crm",status="succeeded"})"), 2) << r.body;
   EXPECT_EQ(metric("relayd_attempt_duration_seconds_count"), 3) << r.body;
   EXPECT_EQ(metric("relayd_queue_depth"), 0) << r.body;
 }

@@ -210,6 +210,40 @@ TEST_F(SignatureTest, ReloadedSecretSignsTheNextAttempt) {
   EXPECT_EQ(daemon_->log().find(kOld.substr(6)), std::string::npos);
 }
 
+TEST_F(SignatureTest, TestSendsAreSignedMarkedAttemptedOnceAndSubscribedOnly) {
+  start("  - id: t\n    url: " + receiver_->url("/h") + "\n    secret: \"" + kNew +
+        "\"\n    signature: both\n    events: [ticket.created]\n");
+  auto r = client_->post_json("/v1/webhooks/t/test", R"({"event":"ticket.created"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto answer = json::parse(r.body);
+  const auto req = nth_request(0);
+  EXPECT_EQ(req.header("X-Relay-Test"), "true");
+  EXPECT_EQ(json::parse(req.body)["id"].get<std::string>().rfind("evt_test_", 0), 0U);
+  EXPECT_TRUE(js_verifies("standard", kNew, req));
+  EXPECT_TRUE(python_verifies(kNew, req));
+  EXPECT_EQ(answer["outcome"], "succeeded");
+
+  // A type the webhook does not subscribe to is refused, and nothing is sent.
+  r = client_->post_json("/v1/webhooks/t/test", R"({"event":"message.created"})");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "event_not_subscribed");
+
+  // A failing test is attempted once, never retried (the schedule would retry after 1 s).
+  receiver_->set_default_reply(relay::test::Reply::with_status(500, "broken"));
+  r = client_->post_json("/v1/webhooks/t/test", R"({"event":"ticket.created"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto failed = json::parse(r.body);
+  EXPECT_EQ(failed["status"], 500);
+  EXPECT_EQ(failed["outcome"], "failed");
+  EXPECT_EQ(failed["body"], "broken");
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(receiver_->request_count(), 2U);
+  const auto row = run_command("sqlite3 " + cfg_.db.string() +
+                               " \"SELECT status, attempt_count FROM deliveries WHERE id='" +
+                               failed["delivery_id"].get<std::string>() + "'\"");
+  EXPECT_EQ(row.second, "failed|1\n");
+}
+
 /// `relayd receive` as a child process; its stdout goes to a file the test reads.
 class ReceiveProcess {
  public:

@@ -45,7 +45,8 @@ enum class WriteStatus {
 struct NewDelivery {
   std::string id;  // dlv_…
   std::string webhook_id;
-  DeliveryStatus status;   // kPending (due now) or kPaused
+  DeliveryStatus status;   // kPending (due now), kPaused, or kDelivering (the caller sends it
+                           // at once and records the attempt itself: test sends)
   std::size_t max_queued;  // for kPaused: cap on paused deliveries of this webhook
 };
 

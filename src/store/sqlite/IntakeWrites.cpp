@@ -60,13 +60,18 @@ EventReceipt SqliteStore::insert_event(sqlite::WriteContext& ctx, const NewEvent
       "next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)");
   for (const auto& d : e.deliveries) {
     const bool paused = d.status == DeliveryStatus::kPaused;
+    // kDelivering: the caller sends it itself right away (a test send) and records the attempt;
+    // the dispatcher never claims it. Anything else is a pending delivery, due now.
+    const bool delivering = d.status == DeliveryStatus::kDelivering;
     {
       StatementScope s(add);
       s->bind(1, d.id);
       s->bind(2, e.id);
       s->bind(3, d.webhook_id);
-      s->bind(4, to_string(paused ? DeliveryStatus::kPaused : DeliveryStatus::kPending));
-      if (paused) {
+      s->bind(4, to_string(paused       ? DeliveryStatus::kPaused
+                           : delivering ? DeliveryStatus::kDelivering
+                                        : DeliveryStatus::kPending));
+      if (paused || delivering) {
         s->bind_null(5);
       } else {
         s->bind(5, created);
