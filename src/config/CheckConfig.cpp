@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "relay/common/Redaction.hpp"
+#include "relay/common/Time.hpp"
 #include "relay/config/FileModes.hpp"
 
 namespace relay::config {
@@ -57,7 +58,14 @@ void print_config_summary(const Config& config, std::ostream& out) {
   for (const auto& w : config.webhooks) {
     // id, url (query values redacted), events, enabled only: never the secret or header values.
     out << "  - " << w.id << ": " << common::redact_url(w.url) << " events=[" << join(w.events)
-        << "] enabled=" << (w.enabled ? "true" : "false") << '\n';
+        << "] enabled=" << (w.enabled ? "true" : "false");
+    if (w.signature != SignatureScheme::kRelay) out << " signature=" << to_string(w.signature);
+    // When each previous secret stops signing, so the operator sees the rotation's end.
+    for (const auto& p : w.previous_secrets) {
+      out << " previous_secret_until=" << common::format_rfc3339_s(p.expires)
+          << (p.expires <= common::now_ms() ? "(expired)" : "");
+    }
+    out << '\n';
   }
 }
 

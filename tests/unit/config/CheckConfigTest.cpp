@@ -91,6 +91,31 @@ TEST(CheckConfig, PrintsASummaryWithoutSecretsAndReturnsZero) {
   }
 }
 
+TEST(CheckConfig, SummaryShowsTheSignatureSchemeAndTheRotationWindowButNoSecret) {
+  TempDir dir;
+  const auto path = dir.write("rot.yaml",
+                              "webhooks:\n"
+                              "  - id: crm\n"
+                              "    url: https://crm.example.com/hooks\n"
+                              "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                              "    signature: both\n"
+                              "    previous_secrets:\n"
+                              "      - {secret: whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, expires: "
+                              "2099-01-01T00:00:00Z}\n"
+                              "      - {secret: whsec_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB, expires: "
+                              "2001-01-01T00:00:00Z}\n"
+                              "    events: ['*']\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(run_check_config(path, out, err, fake_env()), 0) << err.str();
+  const auto text = out.str();
+  EXPECT_NE(text.find("enabled=true signature=both previous_secret_until=2099-01-01T00:00:00Z "
+                      "previous_secret_until=2001-01-01T00:00:00Z(expired)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("whsec_"), std::string::npos) << text;
+}
+
 TEST(CheckConfig, ExampleFilePasses) {
   std::ostringstream out;
   std::ostringstream err;
