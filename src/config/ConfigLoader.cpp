@@ -2,6 +2,8 @@
 // schema; the generic reading (mappings, scalars, ${VAR}, problems) is in YamlReader.cpp.
 #include "relay/config/ConfigLoader.hpp"
 
+#include "relay/common/SecretBox.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -257,6 +259,18 @@ class Loader : private yaml::Reader {
  public:
   Loader(std::string path, const EnvLookup& env) : Reader(std::move(path), env) {}
 
+  /// One webhook from the API: no ${VAR}, no file names, problems named by field path.
+  WebhookConfig load_api_webhook(std::string_view text) {
+    api_ = true;
+    set_expand_env(false);
+    const YAML::Node root = parse(text);
+    std::map<std::string, YAML::Mark, std::less<>> seen;
+    auto w = webhook(root, root.Mark(), 0, seen);
+    if (problem_count() != 0 || !w) fail();
+    w->managed_by_api = true;
+    return std::move(*w);
+  }
+
   std::shared_ptr<const Config> load(std::string_view text) {
     auto config = std::make_shared<Config>();
     config->source_path = path();
@@ -376,8 +390,23 @@ class Loader : private yaml::Reader {
   }
 
   void storage(const Entry& entry, StorageConfig& out) {
-    const auto s = section(entry, {"path", "retention"});
+    const auto s = section(entry, {"path", "retention", "secret_key_file"});
     if (!s) return;
+    if (const auto* e = s->get("secret_key_file")) {
+      const auto path = s->key_path("secret_key_file");
+      if (auto file = non_empty_text(*e, path)) {
+        std::string error;
+        auto contents = read_file(*file, kMaxSecretFileBytes, error);
+        if (!contents) {
+          add(e->value_mark(), path + ": cannot read '" + *file + "': " + error);
+        } else if (auto key = common::parse_secret_key(*contents, error)) {
+          out.secret_key_file = *file;
+          out.secret_key = std::move(*key);
+        } else {
+          add(e->value_mark(), path + ": '" + *file + "': " + error);
+        }
+      }
+    }
     if (const auto* e = s->get("path")) {
       if (auto v = non_empty_text(*e, s->key_path("path"))) out.path = *v;
     }
@@ -490,9 +519,16 @@ class Loader : private yaml::Reader {
   std::optional<WebhookConfig> webhook(const YAML::Node& node, const YAML::Mark& mark,
                                        std::size_t index,
                                        std::map<std::string, YAML::Mark, std::less<>>& seen) {
-    const std::string by_index = "webhooks[" + std::to_string(index) + "]";
+    // From the API the object itself is the top level: paths are its fields ("events[2]").
+    const std::string by_index = api_ ? "" : "webhooks[" + std::to_string(index) + "]";
+    const auto at = [](const std::string& where, const std::string& message) {
+      return where.empty() ? message : where + ": " + message;
+    };
+    const auto field = [](const std::string& where, const std::string& key) {
+      return where.empty() ? key : where + "." + key;
+    };
     if (!node.IsMap()) {
-      add(mark, by_index + ": expected a mapping with id, url, secret and events");
+      add(mark, at(by_index, "expected a mapping with id, url, secret and events"));
       return std::nullopt;
     }
     const std::size_t problems_before = problem_count();
@@ -511,11 +547,11 @@ class Loader : private yaml::Reader {
     Entry id_copy;
     if (id_entry != nullptr) {
       id_copy = *id_entry;
-      id = text(id_copy, by_index + ".id");
+      id = text(id_copy, field(by_index, "id"));
       if (id && is_valid_webhook_id(*id)) {
-        name = "webhooks[" + *id + "]";
+        if (!api_) name = "webhooks[" + *id + "]";
       } else if (id) {
-        add(id_copy.value_mark(), by_index + ".id: invalid id '" + *id +
+        add(id_copy.value_mark(), field(by_index, "id") + ": invalid id '" + *id +
                                       "' (use 1-64 characters from a-z, 0-9, _ and -)");
         id.reset();
       }
@@ -526,11 +562,11 @@ class Loader : private yaml::Reader {
                     "enabled", "max_queued", "headers", "allow_insecure_http"});
 
     WebhookConfig w;
-    if (id_entry == nullptr) add(s.mark, name + ": missing required key 'id'");
+    if (id_entry == nullptr) add(s.mark, at(name, "missing required key 'id'"));
     if (id) {
       w.id = *id;
       if (const auto it = seen.find(*id); it != seen.end()) {
-        add(id_copy.value_mark(), name + ".id: duplicate webhook id '" + *id +
+        add(id_copy.value_mark(), field(name, "id") + ": duplicate webhook id '" + *id +
                                       "' (first defined at " + mark_text(it->second) + ")");
       } else {
         seen.emplace(*id, s.mark);
@@ -550,14 +586,14 @@ class Loader : private yaml::Reader {
         }
       }
     } else {
-      add(s.mark, name + ": missing required key 'url'");
+      add(s.mark, at(name, "missing required key 'url'"));
     }
     if (auto v = secret(s, &w.secret_file)) w.secret = std::move(*v);
     signature(s, w);
     if (const auto* e = s.get("events")) {
       events(*e, s.key_path("events"), w);
     } else {
-      add(s.mark, name + ": missing required key 'events'");
+      add(s.mark, at(name, "missing required key 'events'"));
     }
     if (const auto* e = s.get("enabled")) {
       if (auto b = boolean(*e, s.key_path("enabled"))) w.enabled = *b;
@@ -584,7 +620,8 @@ class Loader : private yaml::Reader {
       return std::nullopt;
     }
     if (!inline_secret && !file) {
-      add(s.mark, s.path + ": missing required key 'secret' (or 'secret_file')");
+      add(s.mark, s.path.empty() ? std::string("missing required key 'secret'")
+                                 : s.path + ": missing required key 'secret' (or 'secret_file')");
       return std::nullopt;
     }
     if (inline_secret) {
@@ -719,7 +756,9 @@ class Loader : private yaml::Reader {
     for (std::size_t i = 0; i < e.value.size(); ++i) {
       const YAML::Node item = e.value[i];
       const YAML::Mark mark = item.Mark().is_null() ? e.value_mark() : item.Mark();
-      const auto v = scalar_node(item, mark, path, "expected an event type (a string)");
+      // Each item by its index, so a typo is found in a long list (and named by the API).
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      const auto v = scalar_node(item, mark, item_path, "expected an event type (a string)");
       if (!v) continue;
       if (*v == "*" || is_known_event_type(*v)) {
         w.events.push_back(*v);
@@ -730,12 +769,12 @@ class Loader : private yaml::Reader {
         if (group == "ticket" || group == "message" || group == "customer" || group == "sla") {
           w.events.push_back(*v);
         } else {
-          add(mark, path + ": unknown event group '" + *v +
+          add(mark, item_path + ": unknown event group '" + *v +
                         "' (groups: ticket.*, message.*, customer.*, sla.*)");
         }
         continue;
       }
-      add(mark, path + ": unknown event type '" + *v + "'");
+      add(mark, item_path + ": unknown event type '" + *v + "'");
     }
   }
 
@@ -779,6 +818,8 @@ class Loader : private yaml::Reader {
       w.headers.emplace_back(h.key, std::move(*v));
     }
   }
+
+  bool api_ = false;  // reading one webhook from the API (load_api_webhook)
 };
 
 }  // namespace
@@ -786,6 +827,11 @@ class Loader : private yaml::Reader {
 std::shared_ptr<const Config> parse_config(std::string_view yaml_text, const std::string& path,
                                            const EnvLookup& env) {
   return Loader(path, env).load(yaml_text);
+}
+
+WebhookConfig parse_api_webhook(std::string_view json_text) {
+  const EnvLookup none = [](const std::string&) { return std::optional<std::string>(); };
+  return Loader("webhook", none).load_api_webhook(json_text);
 }
 
 std::shared_ptr<const Config> load_config_file(const std::string& path, const EnvLookup& env) {

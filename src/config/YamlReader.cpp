@@ -164,6 +164,7 @@ std::optional<std::string> Reader::scalar_node(const YAML::Node& node, const YAM
     add(mark, path + ": " + std::string(expectation));
     return std::nullopt;
   }
+  if (!expand_env_) return node.Scalar();
   std::string error;
   auto value = expand_env(node.Scalar(), env_, error);
   if (!value) add(mark, path + ": " + error);

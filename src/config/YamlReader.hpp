@@ -69,6 +69,10 @@ class Reader {
   /// `path` names the file in problems; `env` expands ${VAR} in every scalar read.
   Reader(std::string path, const EnvLookup& env) : path_(std::move(path)), env_(env) {}
 
+  /// Off: scalars are taken as written (`${X}` stays `${X}`), for input that is not a file the
+  /// operator wrote (the webhooks API), where expansion would reveal the environment.
+  void set_expand_env(bool on) { expand_env_ = on; }
+
   [[nodiscard]] const std::string& path() const { return path_; }
 
   /// The first document of `text`. A YAML syntax error fails at once (nothing else can be read);
@@ -116,6 +120,7 @@ class Reader {
  private:
   std::string path_;
   const EnvLookup& env_;
+  bool expand_env_ = true;
   std::vector<ConfigProblem> problems_;
 };
 

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -90,6 +92,7 @@ json delivery_json(const store::DeliveryRow& d, bool with_attempts) {
     json attempts = json::array();
     for (const auto& a : d.attempts) attempts.push_back(attempt_json(a));
     j["attempts"] = std::move(attempts);
+    j["payload"] = d.payload;  // the exact body, as a string (SPEC §11)
   }
   return j;
 }
@@ -108,6 +111,10 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
   std::function<std::shared_ptr<const config::Config>()> config;
   // Set by register_routes() before the server starts.
   std::function<server::ConnectionStats()> connection_stats;
+  // POST /v1/webhooks/{id}/<action> handled elsewhere (add_webhook_action), set before start.
+  std::map<std::string,
+           std::function<void(std::string, std::string, std::function<void(int, std::string)>)>>
+      webhook_actions;
   // Store reads block: they run here, never on the I/O threads.
   net::thread_pool readers{2};
 
@@ -177,19 +184,45 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
     return r;
   }
 
-  Response webhooks_json() {
+  // Pages in the order of the configuration in effect (the file's webhooks in file order, then
+  // the API's by id): `after` is the last id of the previous page, `next_after` that of this
+  // one (null on the last page).
+  Response webhooks_json(const Request& req) {
     const auto cfg = config();
+    std::size_t limit = 100;
+    if (const auto v = query_value(req, "limit")) {
+      std::size_t n = 0;
+      const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+      if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > 1000) {
+        return error_response(400, "invalid_request", "limit must be an integer from 1 to 1000");
+      }
+      limit = n;
+    }
+    std::size_t first = 0;
+    if (const auto after = query_value(req, "after")) {
+      const auto& all = cfg->webhooks;
+      const auto it = std::find_if(all.begin(), all.end(),
+                                   [&](const config::WebhookConfig& w) { return w.id == *after; });
+      if (it == all.end()) {
+        return error_response(400, "invalid_cursor",
+                              "no webhook '" + *after + "' to continue after (it was deleted)");
+      }
+      first = static_cast<std::size_t>(it - all.begin()) + 1;
+    }
     const auto activity = metrics.webhook_activity();
     std::map<std::string, std::map<std::string, std::int64_t>> counts;
     for (const auto& [key, n] : store.count_by_webhook_status()) counts[key.first][key.second] = n;
     json list = json::array();
-    for (const auto& wh : cfg->webhooks) {
+    const auto last = std::min(cfg->webhooks.size(), first + limit);
+    for (std::size_t i = first; i < last; ++i) {
+      const auto& wh = cfg->webhooks[i];
       json c = json::object();
       for (const char* s :
            {"pending", "delivering", "paused", "succeeded", "failed", "cancelled", "dropped"}) {
         c[s] = counts[wh.id][s];
       }
       json item = {{"id", wh.id},
+                   {"source", wh.managed_by_api ? "api" : "config"},
                    {"url", common::redact_url(wh.url)},
                    {"events", wh.events},
                    {"enabled", wh.enabled},
@@ -203,7 +236,10 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
                                     : json(nullptr);
       list.push_back(std::move(item));
     }
-    return json_response(200, {{"webhooks", list}});
+    return json_response(200, {{"webhooks", list},
+                               {"next_after", last < cfg->webhooks.size() && last > first
+                                                  ? json(cfg->webhooks[last - 1].id)
+                                                  : json(nullptr)}});
   }
 
   Response list_deliveries(const Request& req) {
@@ -282,6 +318,15 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
     const auto action = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (const auto it = webhook_actions.find(action); it != webhook_actions.end() && !id.empty()) {
+      it->second(id, req.body, [respond = std::move(respond)](int status, std::string body) {
+        Response r;
+        r.status = status;
+        r.body = std::move(body);
+        respond(std::move(r));
+      });
+      return;
+    }
     if (action != "test") {
       respond(error_response(404, "not_found", "no such resource"));
       return;
@@ -337,6 +382,12 @@ void AdminApi::stop() {
   impl_->readers.join();
 }
 
+void AdminApi::add_webhook_action(
+    std::string action,
+    std::function<void(std::string, std::string, std::function<void(int, std::string)>)> handler) {
+  impl_->webhook_actions[std::move(action)] = std::move(handler);
+}
+
 void AdminApi::register_routes(server::HttpServer& server) {
   auto impl = impl_;
   impl->connection_stats = [&server] { return server.connection_stats(); };
@@ -344,8 +395,9 @@ void AdminApi::register_routes(server::HttpServer& server) {
   server.add_route("GET", "/metrics", [impl](Request, Respond respond) {
     impl->blocking(std::move(respond), [impl] { return impl->metrics_text(); });
   });
-  server.add_route("GET", "/v1/webhooks", [impl](Request, Respond respond) {
-    impl->blocking(std::move(respond), [impl] { return impl->webhooks_json(); });
+  server.add_route("GET", "/v1/webhooks", [impl](Request req, Respond respond) {
+    impl->blocking(std::move(respond),
+                   [impl, req = std::move(req)] { return impl->webhooks_json(req); });
   });
   server.add_route("POST", "/v1/webhooks/", [impl](Request req, Respond respond) {
     impl->route_webhook(req, std::move(respond));

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "relay/common/Base64.hpp"
+#include "relay/common/SecretBox.hpp"
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
 
@@ -297,15 +298,12 @@ int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& 
 }
 
 int gen_secret(std::ostream& out, std::ostream& err) {
-  std::array<unsigned char, 32> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+  try {
+    out << common::new_webhook_secret() << '\n';
+  } catch (const std::exception&) {
     err << "relayd: gen-secret failed: the random number generator is not available\n";
     return 1;
   }
-  out << "whsec_"
-      << common::base64_encode(
-             std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()))
-      << '\n';
   return 0;
 }
 

@@ -12,7 +12,44 @@ namespace relay::daemon {
 
 ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::Config> initial,
                                store::MaintenanceStore& store, std::function<void()> on_due)
-    : path_(std::move(path)), current_(std::move(initial)), store_(store), on_due_(on_due) {}
+    : path_(std::move(path)),
+      current_(initial),
+      store_(store),
+      on_due_(std::move(on_due)),
+      file_config_(std::move(initial)) {}
+
+std::shared_ptr<const config::Config> ConfigReloader::compose(
+    const std::shared_ptr<const config::Config>& file) const {
+  if (api_webhooks_.empty()) return file;
+  auto next = std::make_shared<config::Config>(*file);
+  next->webhooks.insert(next->webhooks.end(), api_webhooks_.begin(), api_webhooks_.end());
+  return next;
+}
+
+void ConfigReloader::set_api_webhooks(std::vector<config::WebhookConfig> webhooks) {
+  std::lock_guard lock(reload_mutex_);
+  for (const auto& w : webhooks) {
+    if (file_config_->find_webhook(w.id) != nullptr) {
+      throw std::runtime_error("webhook id '" + w.id +
+                               "' is both in the config file and managed over the API; rename "
+                               "or remove the one in the file");
+    }
+  }
+  api_webhooks_ = std::move(webhooks);
+  current_.store(compose(file_config_));
+}
+
+void ConfigReloader::change_api_webhooks(
+    const std::function<std::optional<ApiChange>(
+        const config::Config&, const std::vector<config::WebhookConfig>&)>& change) {
+  std::lock_guard lock(reload_mutex_);
+  auto result = change(*current(), api_webhooks_);
+  if (!result) return;
+  api_webhooks_ = std::move(result->webhooks);
+  const auto next = compose(file_config_);
+  current_.store(next);
+  reconcile_webhook(store_, *next, result->changed_id, on_due_);
+}
 
 ReloadOutcome ConfigReloader::reload() {
   // Two reloads at once would reconcile in either order; one at a time, the last file wins.
@@ -30,6 +67,16 @@ ReloadOutcome ConfigReloader::reload() {
     outcome.webhooks = current()->webhooks.size();
     return outcome;
   }
+  for (const auto& w : api_webhooks_) {
+    if (next->find_webhook(w.id) != nullptr) {
+      outcome.problems.push_back(path_ + ": webhooks[" + w.id + "].id: '" + w.id +
+                                 "' is managed over the API (ids are unique across both)");
+      spdlog::error("reload rejected: {}", outcome.problems.back());
+      spdlog::error("reload: the previous configuration stays in effect");
+      outcome.webhooks = current()->webhooks.size();
+      return outcome;
+    }
+  }
   const auto old = current();
   if (next->server.listen != old->server.listen || next->storage.path != old->storage.path ||
       next->server.tls_cert != old->server.tls_cert ||
@@ -45,10 +92,12 @@ ReloadOutcome ConfigReloader::reload() {
     outcome.warnings.push_back(w);
     spdlog::warn("{}", w);
   }
-  current_.store(next);
-  reconcile(store_, *next, on_due_, on_due_);
+  file_config_ = next;
+  const auto composed = compose(next);
+  current_.store(composed);
+  reconcile(store_, *composed, on_due_, on_due_);
   outcome.applied = true;
-  outcome.webhooks = next->webhooks.size();
+  outcome.webhooks = composed->webhooks.size();
   spdlog::info("reload: configuration applied ({} webhooks)", outcome.webhooks);
   return outcome;
 }

@@ -38,6 +38,7 @@
 #include "relay/daemon/Logging.hpp"
 #include "relay/daemon/Metrics.hpp"
 #include "relay/daemon/Reload.hpp"
+#include "relay/daemon/WebhookApi.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/dispatcher/Dispatcher.hpp"
 #include "relay/server/HttpServer.hpp"
@@ -135,6 +136,15 @@ int run_serve(const std::string& config_path) {
   std::function<void()> wake;
   ConfigReloader reloader(config_path, initial, *store, [&wake] { wake(); });
   const auto config_source = reloader.source();
+  // API-managed webhooks join the configuration before anything reads it.
+  WebhookApi webhook_api(*store, reloader);
+  try {
+    webhook_api.load();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    store->close();
+    return 1;
+  }
 
   const unsigned threads = std::max(2U, std::thread::hardware_concurrency());
   net::io_context io{static_cast<int>(threads)};
@@ -163,6 +173,7 @@ int run_serve(const std::string& config_path) {
   context.on_events_accepted = [&metrics](std::size_t n) { metrics.events_received(n); };
   server::HttpServer server(io, context);
   admin.register_routes(server);
+  webhook_api.register_routes(server, admin);
 
   // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this (the
   // reloader serializes reloads); systemd hears RELOADING=1 / READY=1 around each.
@@ -229,7 +240,7 @@ int run_serve(const std::string& config_path) {
 
   // Before start() a notify is a no-op; start() looks at everything due.
   reconcile(
-      *store, *initial, [&dispatcher] { dispatcher.notify(); },
+      *store, *reloader.current(), [&dispatcher] { dispatcher.notify(); },
       [&dispatcher] { dispatcher.start(); });
   retention.start();
 
@@ -274,6 +285,7 @@ int run_serve(const std::string& config_path) {
         unfinished);
   }
   admin.stop();
+  webhook_api.stop();
   client.close_idle();
   // 3. The store: queued writes (attempt records) are committed before the writer stops; a
   //    callback that comes after this answers kShuttingDown at once.

@@ -40,4 +40,29 @@ void reconcile(store::MaintenanceStore& store, const config::Config& cfg,
   }
 }
 
+void reconcile_webhook(store::MaintenanceStore& store, const config::Config& cfg,
+                       const std::string& id, const std::function<void()>& due) {
+  if (const auto* wh = cfg.find_webhook(id)) {
+    store.set_webhook_paused(
+        id, !wh->enabled, wh->max_queued,
+        [id](store::WriteStatus st) {
+          if (st != store::WriteStatus::kOk) {
+            spdlog::error("reconcile: cannot update webhook={}: storage unavailable", id);
+          }
+        },
+        due);
+    return;
+  }
+  std::vector<std::string> ids;
+  ids.reserve(cfg.webhooks.size());
+  for (const auto& wh : cfg.webhooks) ids.push_back(wh.id);
+  store.cancel_webhooks_except(std::move(ids), [id](store::WriteStatus st, std::size_t n) {
+    if (st != store::WriteStatus::kOk) {
+      spdlog::error("reconcile: cannot cancel deliveries of webhook={}: storage unavailable", id);
+    } else if (n > 0) {
+      spdlog::warn("cancelled {} unfinished deliveries of deleted webhook={}", n, id);
+    }
+  });
+}
+
 }  // namespace relay::daemon

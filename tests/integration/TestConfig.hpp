@@ -14,6 +14,7 @@ struct TestConfig {
   std::uint16_t port = 0;
   std::filesystem::path db;
   std::string server_extra;    // more lines under server:, indented by 2
+  std::string storage_extra;   // more lines under storage:, indented by 2
   std::string delivery_yaml =  // the whole delivery: block body, indented by 2
       "  concurrency: 16\n"
       "  per_webhook_concurrency: 4\n"
@@ -28,7 +29,7 @@ struct TestConfig {
     std::string y;
     y += "server:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n";
     y += "  max_body_bytes: 65536\n" + server_extra;
-    y += "storage:\n  path: " + db.string() + "\n  retention: 30d\n";
+    y += "storage:\n  path: " + db.string() + "\n  retention: 30d\n" + storage_extra;
     y += "delivery:\n" + delivery_yaml;
     y += "shutdown_grace: " + shutdown_grace + "\n";
     y += "logging:\n  level: " + log_level + "\n  format: text\n";

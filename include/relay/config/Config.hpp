@@ -35,6 +35,10 @@ struct ServerConfig {
 struct StorageConfig {
   std::string path = "/var/lib/relayd/relayd.db";
   Duration retention = std::chrono::hours(24 * 30);
+  /// Encrypts the secrets of API-managed webhooks at rest (SPEC §11); none: the API refuses
+  /// to create webhooks.
+  std::optional<std::string> secret_key_file;
+  std::string secret_key;  // its 32 decoded bytes (never log this); empty without a file
 };
 
 /// The `delivery:` section.
@@ -89,6 +93,8 @@ struct WebhookConfig {
   std::size_t max_queued = 10000;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
   bool allow_insecure_http = false;
+  /// Created over the API (stored in the database), not read from the file (SPEC §11).
+  bool managed_by_api = false;
 
   /// True when `event_type` matches one of `events`: "*" matches everything, "group.*" every
   /// type starting with "group.", anything else only itself. Thread-safe (const).

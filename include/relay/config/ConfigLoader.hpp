@@ -29,6 +29,14 @@ std::shared_ptr<const Config> load_config_file(const std::string& path,
 std::shared_ptr<const Config> parse_config(std::string_view yaml_text, const std::string& path,
                                            const EnvLookup& env = process_env());
 
+/// One webhook as the API takes it (SPEC §11): the keys of a `webhooks:` entry as a JSON
+/// object (`text`; JSON is YAML), checked by the same rules as the file but without ${VAR}
+/// expansion and without `secret_file` (the API must not read the server's files). Problems
+/// are "FIELD: message" with the field's path inside the object (`events[2]: unknown event
+/// type 'ticket.creatd'`); the caller checks JSON types and unknown keys first. Thread-safe.
+/// Returns the webhook (managed_by_api set) or throws ConfigError.
+WebhookConfig parse_api_webhook(std::string_view json_text);
+
 /// "250ms", "30s", "5m", "2h", "30d" (a non-negative integer and one unit). nullopt otherwise,
 /// including values that do not fit in Duration.
 std::optional<Duration> parse_duration(std::string_view text);

@@ -39,6 +39,12 @@ class AdminApi {
   AdminApi& operator=(const AdminApi&) = delete;
 
   void register_routes(server::HttpServer& server);
+  /// A POST action `/v1/webhooks/{id}/<action>` answered by another component (e.g.
+  /// rotate-secret). Call before the server starts.
+  void add_webhook_action(std::string action,
+                          std::function<void(std::string id, std::string body,
+                                             std::function<void(int, std::string)> respond)>
+                              handler);
   /// Stops the blocking-read pool (waits for running reads).
   void stop();
 

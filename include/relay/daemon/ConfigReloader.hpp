@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,9 @@ struct ReloadOutcome {
   std::size_t webhooks = 0;  // in the configuration now in effect
 };
 
-/// Owns the configuration in effect and replaces it from the file: SIGHUP, and any other
+/// Owns the configuration in effect: the file's webhooks and those managed over the API
+/// (SPEC §11), as one `Config` whose `webhooks` are the file's (in file order) then the API's
+/// (by id). It replaces the file part from the file: SIGHUP, and any other
 /// trigger (an admin route, a command) call reload(). A new configuration is swapped in as a
 /// whole (`shared_ptr<const Config>`), logging is reconfigured, and the stored deliveries are
 /// reconciled with the new webhooks (store writes in the background; `on_due` runs when
@@ -44,15 +47,40 @@ class ConfigReloader {
     return [this] { return current(); };
   }
 
-  /// Reads the file again and applies it, or rejects it; logs the outcome either way.
+  /// Reads the file again and applies it, or rejects it; logs the outcome either way. A file
+  /// that names the id of an API-managed webhook is rejected.
   ReloadOutcome reload();
 
+  /// At start, before anything reads the config: the API-managed webhooks read from the
+  /// database. Throws std::runtime_error when one has the id of a file webhook.
+  void set_api_webhooks(std::vector<config::WebhookConfig> webhooks);
+
+  /// What an API change returns: the new set of API-managed webhooks and the id that changed
+  /// (nullopt: nothing changed, nothing to apply).
+  struct ApiChange {
+    std::vector<config::WebhookConfig> webhooks;
+    std::string changed_id;
+  };
+  /// Runs `change` with reloads and other API changes held off, given the configuration in
+  /// effect and the current API webhooks; it makes the change durable (it may block) and
+  /// returns the new set, which is then swapped in and reconciled for the changed webhook
+  /// (disabled → paused, removed → cancelled). Call from a blocking thread, never an I/O one.
+  void change_api_webhooks(
+      const std::function<std::optional<ApiChange>(
+          const config::Config& in_effect, const std::vector<config::WebhookConfig>& api)>& change);
+
  private:
+  [[nodiscard]] std::shared_ptr<const config::Config> compose(
+      const std::shared_ptr<const config::Config>& file) const;
+
   std::string path_;
   std::atomic<std::shared_ptr<const config::Config>> current_;
   store::MaintenanceStore& store_;
   std::function<void()> on_due_;
   std::mutex reload_mutex_;
+  // Both under reload_mutex_: the file's configuration last applied, and the API's webhooks.
+  std::shared_ptr<const config::Config> file_config_;
+  std::vector<config::WebhookConfig> api_webhooks_;
 };
 
 }  // namespace relay::daemon

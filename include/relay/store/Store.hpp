@@ -148,6 +148,26 @@ class AdminStore {
   virtual std::optional<EventReceipt> get_event(const std::string& id) {
     throw StoreError("get_event(" + id + ") is not supported by this store");
   }
+
+  // ---- API-managed webhooks (SPEC §11) ----
+  // Not pure, so that test doubles need not provide them; the defaults refuse.
+  /// Inserts (create=true; `exists` when the id is taken) or replaces (create=false; `exists`
+  /// false when there is no such row) one webhook. Durable when `done` runs with kOk.
+  virtual void put_api_webhook(StoredWebhook webhook, bool create,
+                               std::function<void(WriteStatus, bool exists)> done) {
+    done(WriteStatus::kRejected, false);
+    (void)webhook;
+    (void)create;
+  }
+  /// Deletes one webhook's row; found=false when there was none. Its deliveries are left to
+  /// the caller (reconcile cancels them).
+  virtual void delete_api_webhook(std::string id,
+                                  std::function<void(WriteStatus, bool found)> done) {
+    done(WriteStatus::kRejected, false);
+    (void)id;
+  }
+  /// Every stored webhook, by id (blocking read).
+  virtual std::vector<StoredWebhook> list_api_webhooks() { return {}; }
 };
 
 /// What the daemon's own jobs need: crash recovery, reconciling with the config, retention,

@@ -134,6 +134,16 @@ struct DeliveryRow {
   std::optional<int> last_status_code;
   std::string last_error;
   std::vector<AttemptRow> attempts;  // filled by get_delivery only
+  std::string payload;               // the event's exact body; filled by get_delivery only
+};
+
+/// A webhook created over the API (SPEC §11), as stored: `sealed` is the webhook's JSON
+/// document encrypted by the daemon (common::SecretBox; the store never sees a secret).
+struct StoredWebhook {
+  std::string id;
+  std::string sealed;      // bytes
+  std::string created_at;  // RFC 3339 ms; set by the caller
+  std::string updated_at;
 };
 
 struct DeliveryFilter {

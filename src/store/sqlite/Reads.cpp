@@ -23,6 +23,11 @@ std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
     q->bind(1, id);
     if (!q->step()) return std::nullopt;
     auto row = delivery_row(*q);
+    {
+      StatementScope p(c.cached("SELECT payload FROM events WHERE id = ?1"));
+      p->bind(1, row.event_id);
+      if (p->step()) row.payload = p->text(0);
+    }
     auto& a = c.cached(
         "SELECT id, attempt_number, started_at, duration_ms, url, request_headers, "
         "response_status, response_headers, response_body, error, outcome FROM attempts "

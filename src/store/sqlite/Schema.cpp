@@ -86,6 +86,18 @@ CREATE INDEX deliveries_finished ON deliveries (updated_at)
          "                      status = 'cancelled' OR status = 'dropped')"},
         {"attempts", "CHECK (outcome IN ('succeeded', 'retry', 'failed'))",
          "CHECK (outcome = 'succeeded' OR outcome = 'retry' OR outcome = 'failed')"}}},
+      // v3: webhooks created over the API (SPEC §11). `sealed` is base64 of the webhook's JSON
+      // document, AES-256-GCM under storage.secret_key_file: its secrets (and header values,
+      // URL query) are never in clear in this file.
+      {R"sql(
+CREATE TABLE api_webhooks (
+  id         TEXT PRIMARY KEY,
+  sealed     TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+)sql",
+       {}},
   };
   return steps;
 }

@@ -9,6 +9,7 @@
 //   DeliveryWrites.cpp   claims, attempt records, crash recovery, redeliver
 //   WebhookWrites.cpp    pause/resume in chunks, cancelling removed webhooks
 //   Retention.cpp        pruning old rows in batches
+//   ApiWebhooks.cpp      the rows of API-managed webhooks (sealed by the daemon)
 //   Reads.cpp            the admin API's reads (ReaderPool: WAL snapshots)
 // Every write builds a WriteRequest whose `apply` runs on the writer thread inside the
 // group's transaction; nothing here touches SQLite from the caller's thread except reads.
@@ -44,6 +45,10 @@ class SqliteStore final : public Store {
   std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
   count_by_webhook_status() override;
   std::optional<EventReceipt> get_event(const std::string& id) override;
+  void put_api_webhook(StoredWebhook webhook, bool create,
+                       std::function<void(WriteStatus, bool)> done) override;
+  void delete_api_webhook(std::string id, std::function<void(WriteStatus, bool)> done) override;
+  std::vector<StoredWebhook> list_api_webhooks() override;
   // MaintenanceStore
   std::size_t recover_interrupted(common::TimePoint now) override;
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,

@@ -141,7 +141,7 @@ TEST(CheckConfig, ReportsEveryProblemOnItsOwnLineAndReturnsOne) {
   EXPECT_EQ(err.str(),
             path + ":2:3: unknown key 'retension' in storage\n" + path +
                 ":6:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not set\n" +
-                path + ":7:14: webhooks[crm].events: unknown event type 'ticket.creatd'\n");
+                path + ":7:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'\n");
 }
 
 TEST(CheckConfig, MissingFileIsOneLine) {

@@ -269,10 +269,10 @@ TEST(ConfigErrors, EventTypes) {
                      "    secret: x\n"
                      "    events: []\n"),
             (Lines{
-                "t.yaml:5:14: webhooks[crm].events: unknown event type 'ticket.creatd'",
-                "t.yaml:5:29: webhooks[crm].events: unknown event group 'tickets.*' (groups: "
+                "t.yaml:5:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'",
+                "t.yaml:5:29: webhooks[crm].events[1]: unknown event group 'tickets.*' (groups: "
                 "ticket.*, message.*, customer.*, sla.*)",
-                "t.yaml:5:55: webhooks[crm].events: expected an event type (a string)",
+                "t.yaml:5:55: webhooks[crm].events[3]: expected an event type (a string)",
                 "t.yaml:9:13: webhooks[none].events: expected a non-empty list of event types, "
                 "e.g. [ticket.created, \"message.*\"]",
             }));
@@ -345,7 +345,7 @@ TEST(ConfigErrors, EveryProblemIsReportedInFileOrder) {
                 "allow_insecure_http: true",
                 "t.yaml:14:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not "
                 "set",
-                "t.yaml:15:14: webhooks[crm].events: unknown event type 'ticket.creatd'",
+                "t.yaml:15:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'",
                 "t.yaml:16:9: webhooks[crm].id: duplicate webhook id 'crm' (first defined at "
                 "12:5)",
             }));

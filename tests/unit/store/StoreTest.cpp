@@ -140,7 +140,7 @@ TEST(StoreOpen, FreshFileGetsSchemaVersionAndWal) {
   EXPECT_EQ(query(db,
                   "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                   "WHERE type IN ('table','view') ORDER BY name)"),
-            "attempts,deliveries,delivery_log,events");
+            "api_webhooks,attempts,deliveries,delivery_log,events");
   EXPECT_NE(query(db, "SELECT sql FROM sqlite_master WHERE name='deliveries_due'")
                 .find("status, next_attempt_at"),
             std::string::npos);
