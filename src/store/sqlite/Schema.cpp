@@ -86,6 +86,20 @@ CREATE INDEX deliveries_finished ON deliveries (updated_at)
          "                      status = 'cancelled' OR status = 'dropped')"},
         {"attempts", "CHECK (outcome IN ('succeeded', 'retry', 'failed'))",
          "CHECK (outcome = 'succeeded' OR outcome = 'retry' OR outcome = 'failed')"}}},
+      // v3: endpoint health (SPEC §10). One row per webhook that has had an attempt or a
+      // disable; a disable must outlive restarts and reloads, and the failure streak the
+      // auto-disable clock (first_failure_at) and the circuit breaker start from after one.
+      {R"sql(
+CREATE TABLE webhook_state (
+  webhook_id            TEXT PRIMARY KEY,
+  disabled_reason       TEXT,
+  disabled_at           TEXT,
+  last_success_at       TEXT,
+  first_failure_at      TEXT,
+  consecutive_failures  INTEGER NOT NULL DEFAULT 0
+);
+)sql",
+       {}},
   };
   return steps;
 }
