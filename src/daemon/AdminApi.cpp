@@ -2,18 +2,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
+#include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "WebhookStateJson.hpp"
 #include "relay/common/EventTypes.hpp"
 #include "relay/common/Ids.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
+#include "relay/daemon/HealthApi.hpp"
 #include "relay/daemon/Metrics.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
@@ -127,6 +132,7 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
   std::function<std::shared_ptr<const config::Config>()> config;
   // Set by register_routes() before the server starts.
   std::function<server::ConnectionStats()> connection_stats;
+  HealthApi* health = nullptr;  // set before register_routes()
   // Store reads block: they run here, never on the I/O threads.
   net::thread_pool readers{2};
 
@@ -190,37 +196,71 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
         "# TYPE relayd_queue_depth gauge\n"
         "relayd_queue_depth " +
         std::to_string(queued) + "\n";
+    body +=
+        "# HELP relayd_storage_writable 1 when the database accepts writes (as /readyz), else "
+        "0.\n"
+        "# TYPE relayd_storage_writable gauge\n"
+        "relayd_storage_writable " +
+        std::string(store.writable() ? "1" : "0") + "\n";
+    body += webhook_health_metrics();
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = std::move(body);
     return r;
   }
 
+  // SPEC §10's per-webhook series: up, seconds since the last success, oldest due delivery.
+  std::string webhook_health_metrics() {
+    const auto cfg = config();
+    const auto health = dispatcher.health();
+    const auto now = common::now_ms();
+    std::vector<std::string> ids;
+    for (const auto& wh : cfg->webhooks) ids.push_back(wh.id);
+    const auto due = store.oldest_due(ids, now);
+    std::string up =
+        "# HELP relayd_webhook_up 1 when the webhook is enabled and its circuit closed, else 0.\n"
+        "# TYPE relayd_webhook_up gauge\n";
+    std::string since =
+        "# HELP relayd_webhook_last_success_age_seconds Seconds since the webhook's last "
+        "successful attempt (absent before the first).\n"
+        "# TYPE relayd_webhook_last_success_age_seconds gauge\n";
+    std::string oldest =
+        "# HELP relayd_webhook_oldest_due_age_seconds How long the webhook's oldest due "
+        "delivery has been waiting past its due time (0: nothing due).\n"
+        "# TYPE relayd_webhook_oldest_due_age_seconds gauge\n";
+    auto seconds = [](std::chrono::milliseconds d) {
+      return std::to_string(static_cast<double>(std::max<std::int64_t>(d.count(), 0)) / 1000.0);
+    };
+    for (std::size_t i = 0; i < cfg->webhooks.size(); ++i) {
+      const auto& wh = cfg->webhooks[i];
+      const auto label = "{webhook=\"" + wh.id + "\"} ";
+      const auto h = health.find(wh.id);
+      const bool open = h != health.end() && h->second.open_until.has_value();
+      up += "relayd_webhook_up" + label + (wh.enabled && !open ? "1" : "0") + "\n";
+      if (h != health.end() && h->second.last_success_at) {
+        if (const auto t = common::parse_rfc3339(*h->second.last_success_at)) {
+          since += "relayd_webhook_last_success_age_seconds" + label + seconds(now - *t) + "\n";
+        }
+      }
+      const auto& d = due[i].second;
+      oldest += "relayd_webhook_oldest_due_age_seconds" + label +
+                (d ? seconds(now - *d) : std::string("0")) + "\n";
+    }
+    return up + since + oldest;
+  }
+
   Response webhooks_json() {
     const auto cfg = config();
     const auto activity = metrics.webhook_activity();
+    const auto health = dispatcher.health();
     std::map<std::string, std::map<std::string, std::int64_t>> counts;
     for (const auto& [key, n] : store.count_by_webhook_status()) counts[key.first][key.second] = n;
     json list = json::array();
     for (const auto& wh : cfg->webhooks) {
-      json c = json::object();
-      for (const char* s :
-           {"pending", "delivering", "paused", "succeeded", "failed", "cancelled", "dropped"}) {
-        c[s] = counts[wh.id][s];
-      }
-      json item = {{"id", wh.id},
-                   {"url", common::redact_url(wh.url)},
-                   {"events", wh.events},
-                   {"enabled", wh.enabled},
-                   {"deliveries", c}};
       const auto it = activity.find(wh.id);
-      item["last_success_at"] = it != activity.end() && it->second.last_success_at
-                                    ? json(*it->second.last_success_at)
-                                    : json(nullptr);
-      item["last_failure_at"] = it != activity.end() && it->second.last_failure_at
-                                    ? json(*it->second.last_failure_at)
-                                    : json(nullptr);
-      list.push_back(std::move(item));
+      list.push_back(
+          webhook_state_json(wh, health, counts[wh.id],
+                             it != activity.end() ? it->second.last_failure_at : std::nullopt));
     }
     return json_response(200, {{"webhooks", list}});
   }
@@ -301,6 +341,9 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
     const auto action = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (health != nullptr && !id.empty() && health->handle_action(id, action, req, respond)) {
+      return;
+    }
     if (action != "test") {
       respond(error_response(404, "not_found", "no such resource"));
       return;
@@ -365,6 +408,10 @@ AdminApi::~AdminApi() {
 
 void AdminApi::stop() {
   impl_->readers.join();
+}
+
+void AdminApi::set_health_api(HealthApi& health) {
+  impl_->health = &health;
 }
 
 void AdminApi::register_routes(server::HttpServer& server) {

@@ -12,7 +12,52 @@ namespace relay::daemon {
 
 ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::Config> initial,
                                store::MaintenanceStore& store, std::function<void()> on_due)
-    : path_(std::move(path)), current_(std::move(initial)), store_(store), on_due_(on_due) {}
+    : path_(std::move(path)),
+      current_(initial),
+      file_(std::move(initial)),
+      store_(store),
+      on_due_(std::move(on_due)) {}
+
+std::shared_ptr<const config::Config> ConfigReloader::effective() const {
+  if (disabled_.empty()) return file_;
+  auto c = std::make_shared<config::Config>(*file_);
+  for (auto& wh : c->webhooks) {
+    const auto it = disabled_.find(wh.id);
+    if (it == disabled_.end()) continue;
+    wh.enabled = false;
+    wh.disabled_reason = it->second.reason;
+    wh.disabled_at = it->second.at;
+  }
+  return c;
+}
+
+void ConfigReloader::restore_disabled(std::map<std::string, RuntimeDisable> disabled) {
+  std::lock_guard lock(state_mutex_);
+  disabled_ = std::move(disabled);
+  current_.store(effective());
+}
+
+void ConfigReloader::set_disabled(const std::string& webhook_id, std::optional<RuntimeDisable> d) {
+  std::lock_guard lock(state_mutex_);
+  if (d) {
+    disabled_.emplace(webhook_id, std::move(*d));  // the first disable's reason stays
+  } else {
+    disabled_.erase(webhook_id);
+  }
+  auto next = effective();
+  current_.store(next);
+  const auto* wh = next->find_webhook(webhook_id);
+  if (wh == nullptr) return;
+  store_.set_webhook_paused(
+      webhook_id, !wh->enabled, wh->max_queued,
+      [webhook_id](store::WriteStatus st) {
+        if (st != store::WriteStatus::kOk) {
+          spdlog::error("webhook={}: cannot pause or resume its deliveries: storage unavailable",
+                        webhook_id);
+        }
+      },
+      on_due_);
+}
 
 ReloadOutcome ConfigReloader::reload() {
   // Two reloads at once would reconcile in either order; one at a time, the last file wins.
@@ -45,8 +90,13 @@ ReloadOutcome ConfigReloader::reload() {
     outcome.warnings.push_back(w);
     spdlog::warn("{}", w);
   }
-  current_.store(next);
-  reconcile(store_, *next, on_due_, on_due_);
+  {
+    std::lock_guard state(state_mutex_);
+    file_ = next;
+    const auto applied = effective();
+    current_.store(applied);
+    reconcile(store_, *applied, on_due_, on_due_);
+  }
   outcome.applied = true;
   outcome.webhooks = next->webhooks.size();
   spdlog::info("reload: configuration applied ({} webhooks)", outcome.webhooks);

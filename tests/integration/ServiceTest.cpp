@@ -346,7 +346,7 @@ TEST_F(ServiceTest, AdminEndpoints) {
   EXPECT_EQ(metric(R"(relayd_attempts_total{webhook="crm",outcome="retry"})"), 1) << r.body;
   EXPECT_EQ(metric(R"(relayd_attempts_total{webhook="crm",outcome="succeeded"})"), 2) << r.body;
   EXPECT_EQ(metric(R"(relayd_deliveries{webhook="crm",status="succeeded"})"), 1) << r.body;
-  EXPECT_EQ(metric("relayd_attempt_duration_seconds_count"), 3) << r.body;
+  EXPECT_EQ(metric(R"(relayd_attempt_duration_seconds_count{webhook="crm"})"), 3) << r.body;
   EXPECT_EQ(metric("relayd_queue_depth"), 0) << r.body;
 }
 

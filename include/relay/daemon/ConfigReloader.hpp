@@ -3,8 +3,10 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,9 +49,30 @@ class ConfigReloader {
   /// Reads the file again and applies it, or rejects it; logs the outcome either way.
   ReloadOutcome reload();
 
+  /// A webhook disabled by relayd or an operator (SPEC §10; stored in the database by the
+  /// caller): reason and time.
+  struct RuntimeDisable {
+    std::string reason;
+    std::string at;  // RFC 3339 ms
+  };
+  /// At start-up, before anything reads the configuration: the stored disables. They apply
+  /// over every file read from now on (`enabled` false, `disabled_reason` set).
+  void restore_disabled(std::map<std::string, RuntimeDisable> disabled);
+  /// Disables (`d` set) or clears the disable of a webhook: the configuration in effect
+  /// changes and its deliveries are paused or resumed like a reload would. Never blocks for
+  /// long (safe from a store callback).
+  void set_disabled(const std::string& webhook_id, std::optional<RuntimeDisable> d);
+
  private:
+  // The configuration in effect: the file's, with the runtime disables applied.
+  [[nodiscard]] std::shared_ptr<const config::Config> effective() const;
+
   std::string path_;
   std::atomic<std::shared_ptr<const config::Config>> current_;
+  // Guarded by state_mutex_ (held briefly; reload_mutex_ covers reading the file).
+  std::shared_ptr<const config::Config> file_;
+  std::map<std::string, RuntimeDisable> disabled_;
+  std::mutex state_mutex_;
   store::MaintenanceStore& store_;
   std::function<void()> on_due_;
   std::mutex reload_mutex_;
