@@ -51,6 +51,13 @@ void print_config_summary(const Config& config, std::ostream& out) {
       << " attempts)\n";
   out << "  ca_file: " << d.ca_file << '\n';
   out << "  allow_private_networks: " << (d.allow_private_networks ? "true" : "false") << '\n';
+  out << "  circuit_breaker: failures " << d.circuit_breaker.failures << ", cooldown "
+      << format_duration(d.circuit_breaker.cooldown) << ", max_cooldown "
+      << format_duration(d.circuit_breaker.max_cooldown) << '\n';
+  out << "  auto_disable_after: "
+      << (d.auto_disable_after.count() == 0 ? std::string("off")
+                                            : format_duration(d.auto_disable_after))
+      << '\n';
   out << "shutdown_grace: " << format_duration(config.shutdown_grace) << '\n';
   out << "logging: level " << config.logging.level << ", format "
       << (config.logging.format == LoggingConfig::Format::kJson ? "json" : "text") << '\n';

@@ -416,8 +416,9 @@ class Loader : private yaml::Reader {
   }
 
   void delivery(const Entry& entry, DeliveryConfig& out) {
-    const auto s = section(entry, {"concurrency", "per_webhook_concurrency", "timeout",
-                                   "retry_schedule", "ca_file", "allow_private_networks"});
+    const auto s = section(
+        entry, {"concurrency", "per_webhook_concurrency", "timeout", "retry_schedule", "ca_file",
+                "allow_private_networks", "circuit_breaker", "auto_disable_after"});
     if (!s) return;
     constexpr auto kIntMax = static_cast<std::uint64_t>(std::numeric_limits<int>::max());
     if (const auto* e = s->get("concurrency")) {
@@ -441,6 +442,35 @@ class Loader : private yaml::Reader {
       if (auto b = boolean(*e, s->key_path("allow_private_networks"))) {
         out.allow_private_networks = *b;
       }
+    }
+    if (const auto* e = s->get("circuit_breaker")) circuit_breaker(*e, out.circuit_breaker);
+    if (const auto* e = s->get("auto_disable_after")) {
+      if (auto d = duration(*e, s->key_path("auto_disable_after"))) out.auto_disable_after = *d;
+    }
+  }
+
+  void circuit_breaker(const Entry& entry, CircuitBreakerConfig& out) {
+    const std::string path = "delivery.circuit_breaker";
+    if (!entry.value.IsNull() && !entry.value.IsMap()) {
+      add(entry.value_mark(), path + ": expected a mapping, e.g. { failures: 10, cooldown: 30s }");
+      return;
+    }
+    if (entry.value.IsNull()) return;
+    const auto s = check_keys(collect(entry.value), path, entry.value.Mark(),
+                              {"failures", "cooldown", "max_cooldown"});
+    if (const auto* e = s.get("failures")) {
+      if (auto n = positive_int(*e, s.key_path("failures"), 1000000)) {
+        out.failures = static_cast<int>(*n);
+      }
+    }
+    if (const auto* e = s.get("cooldown")) {
+      if (auto d = positive_duration(*e, s.key_path("cooldown"))) out.cooldown = *d;
+    }
+    if (const auto* e = s.get("max_cooldown")) {
+      if (auto d = positive_duration(*e, s.key_path("max_cooldown"))) out.max_cooldown = *d;
+    }
+    if (out.max_cooldown < out.cooldown) {
+      add(entry.value_mark(), path + ": max_cooldown must be at least cooldown");
     }
   }
 

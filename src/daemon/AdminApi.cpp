@@ -6,16 +6,19 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "WebhookStateJson.hpp"
 #include "relay/common/EventTypes.hpp"
 #include "relay/common/Ids.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
+#include "relay/daemon/HealthApi.hpp"
 #include "relay/daemon/Metrics.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
@@ -115,6 +118,7 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string,
            std::function<void(std::string, std::string, std::function<void(int, std::string)>)>>
       webhook_actions;
+  HealthApi* health = nullptr;  // set before register_routes()
   // Store reads block: they run here, never on the I/O threads.
   net::thread_pool readers{2};
 
@@ -178,10 +182,57 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
         "# TYPE relayd_queue_depth gauge\n"
         "relayd_queue_depth " +
         std::to_string(queued) + "\n";
+    body +=
+        "# HELP relayd_storage_writable 1 when the database accepts writes (as /readyz), else "
+        "0.\n"
+        "# TYPE relayd_storage_writable gauge\n"
+        "relayd_storage_writable " +
+        std::string(store.writable() ? "1" : "0") + "\n";
+    body += webhook_health_metrics();
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = std::move(body);
     return r;
+  }
+
+  // SPEC §10's per-webhook series: up, seconds since the last success, oldest due delivery.
+  std::string webhook_health_metrics() {
+    const auto cfg = config();
+    const auto health = dispatcher.health();
+    const auto now = common::now_ms();
+    std::vector<std::string> ids;
+    for (const auto& wh : cfg->webhooks) ids.push_back(wh.id);
+    const auto due = store.oldest_due(ids, now);
+    std::string up =
+        "# HELP relayd_webhook_up 1 when the webhook is enabled and its circuit closed, else 0.\n"
+        "# TYPE relayd_webhook_up gauge\n";
+    std::string since =
+        "# HELP relayd_webhook_last_success_age_seconds Seconds since the webhook's last "
+        "successful attempt (absent before the first).\n"
+        "# TYPE relayd_webhook_last_success_age_seconds gauge\n";
+    std::string oldest =
+        "# HELP relayd_webhook_oldest_due_age_seconds How long the webhook's oldest due "
+        "delivery has been waiting past its due time (0: nothing due).\n"
+        "# TYPE relayd_webhook_oldest_due_age_seconds gauge\n";
+    auto seconds = [](std::chrono::milliseconds d) {
+      return std::to_string(static_cast<double>(std::max<std::int64_t>(d.count(), 0)) / 1000.0);
+    };
+    for (std::size_t i = 0; i < cfg->webhooks.size(); ++i) {
+      const auto& wh = cfg->webhooks[i];
+      const auto label = "{webhook=\"" + wh.id + "\"} ";
+      const auto h = health.find(wh.id);
+      const bool open = h != health.end() && h->second.open_until.has_value();
+      up += "relayd_webhook_up" + label + (wh.enabled && !open ? "1" : "0") + "\n";
+      if (h != health.end() && h->second.last_success_at) {
+        if (const auto t = common::parse_rfc3339(*h->second.last_success_at)) {
+          since += "relayd_webhook_last_success_age_seconds" + label + seconds(now - *t) + "\n";
+        }
+      }
+      const auto& d = due[i].second;
+      oldest += "relayd_webhook_oldest_due_age_seconds" + label +
+                (d ? seconds(now - *d) : std::string("0")) + "\n";
+    }
+    return up + since + oldest;
   }
 
   // Pages in the order of the configuration in effect (the file's webhooks in file order, then
@@ -210,30 +261,18 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
       first = static_cast<std::size_t>(it - all.begin()) + 1;
     }
     const auto activity = metrics.webhook_activity();
+    const auto states = dispatcher.health();
     std::map<std::string, std::map<std::string, std::int64_t>> counts;
     for (const auto& [key, n] : store.count_by_webhook_status()) counts[key.first][key.second] = n;
     json list = json::array();
     const auto last = std::min(cfg->webhooks.size(), first + limit);
     for (std::size_t i = first; i < last; ++i) {
       const auto& wh = cfg->webhooks[i];
-      json c = json::object();
-      for (const char* s :
-           {"pending", "delivering", "paused", "succeeded", "failed", "cancelled", "dropped"}) {
-        c[s] = counts[wh.id][s];
-      }
-      json item = {{"id", wh.id},
-                   {"source", wh.managed_by_api ? "api" : "config"},
-                   {"url", common::redact_url(wh.url)},
-                   {"events", wh.events},
-                   {"enabled", wh.enabled},
-                   {"deliveries", c}};
       const auto it = activity.find(wh.id);
-      item["last_success_at"] = it != activity.end() && it->second.last_success_at
-                                    ? json(*it->second.last_success_at)
-                                    : json(nullptr);
-      item["last_failure_at"] = it != activity.end() && it->second.last_failure_at
-                                    ? json(*it->second.last_failure_at)
-                                    : json(nullptr);
+      auto item =
+          webhook_state_json(wh, states, counts[wh.id],
+                             it != activity.end() ? it->second.last_failure_at : std::nullopt);
+      item["source"] = wh.managed_by_api ? "api" : "config";
       list.push_back(std::move(item));
     }
     return json_response(200, {{"webhooks", list},
@@ -318,6 +357,9 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
     const auto action = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (health != nullptr && !id.empty() && health->handle_action(id, action, req, respond)) {
+      return;
+    }
     if (const auto it = webhook_actions.find(action); it != webhook_actions.end() && !id.empty()) {
       it->second(id, req.body, [respond = std::move(respond)](int status, std::string body) {
         Response r;
@@ -386,6 +428,10 @@ void AdminApi::add_webhook_action(
     std::string action,
     std::function<void(std::string, std::string, std::function<void(int, std::string)>)> handler) {
   impl_->webhook_actions[std::move(action)] = std::move(handler);
+}
+
+void AdminApi::set_health_api(HealthApi& health) {
+  impl_->health = &health;
 }
 
 void AdminApi::register_routes(server::HttpServer& server) {

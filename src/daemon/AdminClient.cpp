@@ -248,6 +248,46 @@ int redeliver(const AdminOptions& options, const std::string& delivery_id, std::
   }
 }
 
+int recover(const AdminOptions& options, const std::string& webhook_id, const std::string& since,
+            const std::optional<std::string>& until, std::ostream& out, std::ostream& err) {
+  try {
+    nlohmann::json body = {{"since", since}};
+    if (until) body["until"] = *until;
+    const auto reply = admin_request(resolve_admin_target(options), "POST",
+                                     "/v1/webhooks/" + webhook_id + "/recover", body.dump());
+    if (reply.status != 200) return print_failure(err, "recover", reply);
+    const auto j = nlohmann::json::parse(reply.body);
+    out << "webhook " << webhook_id << ": " << j.value("recovered", 0)
+        << " failed deliveries created in [" << j.value("since", since) << ", "
+        << j.value("until", std::string("now")) << ") are due again\n";
+    return 0;
+  } catch (const std::exception& e) {
+    err << "relayd: recover failed: " << e.what() << '\n';
+    return 1;
+  }
+}
+
+int set_webhook_enabled(const AdminOptions& options, const std::string& webhook_id, bool enable,
+                        std::ostream& out, std::ostream& err) {
+  const char* what = enable ? "enable" : "disable";
+  try {
+    const auto reply = admin_request(resolve_admin_target(options), "POST",
+                                     "/v1/webhooks/" + webhook_id + "/" + what, "{}");
+    if (reply.status != 200) return print_failure(err, what, reply);
+    const auto j = nlohmann::json::parse(reply.body);
+    const auto state = j.value("state", std::string("?"));
+    out << "webhook " << webhook_id << ": " << state;
+    if (state == "disabled_by_config") {
+      out << " (enabled: false in the config file; change it there and reload)";
+    }
+    out << '\n';
+    return 0;
+  } catch (const std::exception& e) {
+    err << "relayd: " << what << " failed: " << e.what() << '\n';
+    return 1;
+  }
+}
+
 int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& out,
            std::ostream& err) {
   try {

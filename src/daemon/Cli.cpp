@@ -32,6 +32,12 @@ Usage:
                                           once applied, 1 with the reasons if rejected; with
                                           --pid (the unit's $MAINPID) a changed token file is
                                           applied by SIGHUP to PID
+  relayd recover WEBHOOK_ID --since T [--until T] [ADMIN]
+                                          make the webhook's failed deliveries created in
+                                          [since, until) due again (T: RFC 3339, e.g.
+                                          2026-01-15T00:00:00Z; until defaults to now)
+  relayd enable WEBHOOK_ID [ADMIN]        clear relayd's disable; paused deliveries resume
+  relayd disable WEBHOOK_ID [ADMIN]       pause the webhook's deliveries until `enable`
   relayd gen-secret                       print a new secret: whsec_ + base64 of 32 random bytes
   relayd receive --port N --secret S [--secret S2] [--scheme relay|standard] [--status N]
                                           a local receiver for development: verifies each
@@ -57,10 +63,13 @@ struct Parsed {
   std::optional<std::string> url;
   std::optional<std::string> token_file;
   std::optional<std::string> pid;
+  std::optional<std::string> since;
+  std::optional<std::string> until;
 };
 
 bool is_admin_command(const std::string& command) {
-  return command == "send-test" || command == "redeliver" || command == "reload";
+  return command == "send-test" || command == "redeliver" || command == "reload" ||
+         command == "recover" || command == "enable" || command == "disable";
 }
 
 int usage_error(std::ostream& err, const std::string& message) {
@@ -159,6 +168,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
     } else if (a == "--pid" || a.rfind("--pid=", 0) == 0) {
       if (!take_value(p.pid, "--pid")) return usage_error(err, "--pid needs a process id");
+    } else if (a == "--since" || a.rfind("--since=", 0) == 0) {
+      if (!take_value(p.since, "--since")) return usage_error(err, "--since needs a time");
+    } else if (a == "--until" || a.rfind("--until=", 0) == 0) {
+      if (!take_value(p.until, "--until")) return usage_error(err, "--until needs a time");
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -170,7 +183,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return usage_error(err, "--port, --secret, --scheme and --status are only for receive");
   }
   if ((p.url || p.token_file) && !is_admin_command(p.command)) {
-    return usage_error(err, "--url and --token-file are only for send-test, redeliver and reload");
+    return usage_error(err,
+                       "--url and --token-file are only for send-test, redeliver, reload, "
+                       "recover, enable and disable");
+  }
+  if ((p.since || p.until) && p.command != "recover") {
+    return usage_error(err, "--since and --until are only for recover");
   }
   const AdminOptions admin{p.config.value_or(kDefaultConfig), p.url, p.token_file};
   if (p.pid && p.command != "reload") return usage_error(err, "--pid is only for reload");
@@ -211,6 +229,17 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       pid = n;
     }
     return reload(admin, pid, out, err);
+  }
+  if (p.command == "recover") {
+    if (p.positional.size() != 1) return usage_error(err, "recover needs one WEBHOOK_ID");
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    if (!p.since) return usage_error(err, "recover needs --since T (an RFC 3339 time)");
+    return recover(admin, p.positional[0], *p.since, p.until, out, err);
+  }
+  if (p.command == "enable" || p.command == "disable") {
+    if (p.positional.size() != 1) return usage_error(err, p.command + " needs one WEBHOOK_ID");
+    if (p.event) return usage_error(err, "--event is only for send-test");
+    return set_webhook_enabled(admin, p.positional[0], p.command == "enable", out, err);
   }
   if (p.command == "gen-secret") {
     if (!p.positional.empty() || p.event || p.config) {

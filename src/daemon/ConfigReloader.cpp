@@ -14,29 +14,36 @@ ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::C
                                store::MaintenanceStore& store, std::function<void()> on_due)
     : path_(std::move(path)),
       current_(initial),
+      file_(std::move(initial)),
       store_(store),
-      on_due_(std::move(on_due)),
-      file_config_(std::move(initial)) {}
+      on_due_(std::move(on_due)) {}
 
-std::shared_ptr<const config::Config> ConfigReloader::compose(
-    const std::shared_ptr<const config::Config>& file) const {
-  if (api_webhooks_.empty()) return file;
-  auto next = std::make_shared<config::Config>(*file);
-  next->webhooks.insert(next->webhooks.end(), api_webhooks_.begin(), api_webhooks_.end());
-  return next;
+std::shared_ptr<const config::Config> ConfigReloader::effective() const {
+  if (disabled_.empty() && api_webhooks_.empty()) return file_;
+  auto c = std::make_shared<config::Config>(*file_);
+  c->webhooks.insert(c->webhooks.end(), api_webhooks_.begin(), api_webhooks_.end());
+  for (auto& wh : c->webhooks) {
+    const auto it = disabled_.find(wh.id);
+    if (it == disabled_.end()) continue;
+    wh.enabled = false;
+    wh.disabled_reason = it->second.reason;
+    wh.disabled_at = it->second.at;
+  }
+  return c;
 }
 
 void ConfigReloader::set_api_webhooks(std::vector<config::WebhookConfig> webhooks) {
   std::lock_guard lock(reload_mutex_);
+  std::lock_guard state(state_mutex_);
   for (const auto& w : webhooks) {
-    if (file_config_->find_webhook(w.id) != nullptr) {
+    if (file_->find_webhook(w.id) != nullptr) {
       throw std::runtime_error("webhook id '" + w.id +
                                "' is both in the config file and managed over the API; rename "
                                "or remove the one in the file");
     }
   }
   api_webhooks_ = std::move(webhooks);
-  current_.store(compose(file_config_));
+  current_.store(effective());
 }
 
 void ConfigReloader::change_api_webhooks(
@@ -45,10 +52,42 @@ void ConfigReloader::change_api_webhooks(
   std::lock_guard lock(reload_mutex_);
   auto result = change(*current(), api_webhooks_);
   if (!result) return;
-  api_webhooks_ = std::move(result->webhooks);
-  const auto next = compose(file_config_);
-  current_.store(next);
+  std::shared_ptr<const config::Config> next;
+  {
+    std::lock_guard state(state_mutex_);
+    api_webhooks_ = std::move(result->webhooks);
+    next = effective();
+    current_.store(next);
+  }
   reconcile_webhook(store_, *next, result->changed_id, on_due_);
+}
+
+void ConfigReloader::restore_disabled(std::map<std::string, RuntimeDisable> disabled) {
+  std::lock_guard lock(state_mutex_);
+  disabled_ = std::move(disabled);
+  current_.store(effective());
+}
+
+void ConfigReloader::set_disabled(const std::string& webhook_id, std::optional<RuntimeDisable> d) {
+  std::lock_guard lock(state_mutex_);
+  if (d) {
+    disabled_.emplace(webhook_id, std::move(*d));  // the first disable's reason stays
+  } else {
+    disabled_.erase(webhook_id);
+  }
+  auto next = effective();
+  current_.store(next);
+  const auto* wh = next->find_webhook(webhook_id);
+  if (wh == nullptr) return;
+  store_.set_webhook_paused(
+      webhook_id, !wh->enabled, wh->max_queued,
+      [webhook_id](store::WriteStatus st) {
+        if (st != store::WriteStatus::kOk) {
+          spdlog::error("webhook={}: cannot pause or resume its deliveries: storage unavailable",
+                        webhook_id);
+        }
+      },
+      on_due_);
 }
 
 ReloadOutcome ConfigReloader::reload() {
@@ -92,12 +131,15 @@ ReloadOutcome ConfigReloader::reload() {
     outcome.warnings.push_back(w);
     spdlog::warn("{}", w);
   }
-  file_config_ = next;
-  const auto composed = compose(next);
-  current_.store(composed);
-  reconcile(store_, *composed, on_due_, on_due_);
+  {
+    std::lock_guard state(state_mutex_);
+    file_ = next;
+    const auto applied = effective();
+    current_.store(applied);
+    reconcile(store_, *applied, on_due_, on_due_);
+  }
   outcome.applied = true;
-  outcome.webhooks = composed->webhooks.size();
+  outcome.webhooks = current()->webhooks.size();
   spdlog::info("reload: configuration applied ({} webhooks)", outcome.webhooks);
   return outcome;
 }

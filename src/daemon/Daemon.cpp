@@ -35,6 +35,7 @@
 #include "relay/config/FileModes.hpp"
 #include "relay/daemon/AdminApi.hpp"
 #include "relay/daemon/ConfigReloader.hpp"
+#include "relay/daemon/HealthApi.hpp"
 #include "relay/daemon/Logging.hpp"
 #include "relay/daemon/Metrics.hpp"
 #include "relay/daemon/Reload.hpp"
@@ -165,15 +166,31 @@ int run_serve(const std::string& config_path) {
         metrics.attempt(webhook_id, outcome, ms);
       });
   AdminApi admin(*store, client, dispatcher, metrics, config_source);
+  // Endpoint health: stored disables apply before intake or the dispatcher read the config.
+  HealthApi health(*store, dispatcher, reloader);
+  try {
+    health.restore();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot read the webhooks' stored state: {}", e.what());
+    store->close();
+    return 1;
+  }
+  dispatcher.set_disable_handler([&health](const std::string& webhook_id, std::string reason) {
+    health.disable(webhook_id, std::move(reason), nullptr);
+  });
+  admin.set_health_api(health);
 
   server::ServerContext context;
   context.config = config_source;
   context.store = store.get();
   context.on_new_deliveries = [&dispatcher] { dispatcher.notify(); };
   context.on_events_accepted = [&metrics](std::size_t n) { metrics.events_received(n); };
+  context.on_intake_answer = [&metrics](int status) { metrics.intake_answer(status); };
   server::HttpServer server(io, context);
   admin.register_routes(server);
   webhook_api.register_routes(server, admin);
+  // GET /v1/webhooks/{id} is the API's view (both sources) with the health state merged in.
+  webhook_api.set_state_source([&health](const std::string& id) { return health.state_json(id); });
 
   // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this (the
   // reloader serializes reloads); systemd hears RELOADING=1 / READY=1 around each.
@@ -286,6 +303,7 @@ int run_serve(const std::string& config_path) {
   }
   admin.stop();
   webhook_api.stop();
+  health.stop();
   client.close_idle();
   // 3. The store: queued writes (attempt records) are committed before the writer stops; a
   //    callback that comes after this answers kShuttingDown at once.

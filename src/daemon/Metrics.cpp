@@ -17,10 +17,15 @@ void Metrics::attempt(const std::string& webhook_id, const std::string& outcome,
     wh.last_failure_at = now;
   }
   for (std::size_t i = 0; i < kLatencyBucketsMs.size(); ++i) {
-    if (static_cast<double>(ms) <= kLatencyBucketsMs[i]) ++buckets_[i];
+    if (static_cast<double>(ms) <= kLatencyBucketsMs[i]) ++wh.buckets[i];
   }
-  ++latency_count_;
-  latency_sum_ms_ += static_cast<double>(ms);
+  ++wh.latency_count;
+  wh.latency_sum_ms += static_cast<double>(ms);
+}
+
+void Metrics::intake_answer(int status) {
+  std::lock_guard lock(mutex_);
+  ++intake_answers_[status];
 }
 
 std::map<std::string, Metrics::WebhookActivity> Metrics::webhook_activity() const {
@@ -34,6 +39,11 @@ std::string Metrics::render() const {
       << "# TYPE relayd_events_received_total counter\n"
       << "relayd_events_received_total " << events_received_.load() << "\n";
   std::lock_guard lock(mutex_);
+  out << "# HELP relayd_intake_responses_total Intake answers by HTTP status code.\n"
+      << "# TYPE relayd_intake_responses_total counter\n";
+  for (const auto& [code, n] : intake_answers_) {
+    out << "relayd_intake_responses_total{code=\"" << code << "\"} " << n << "\n";
+  }
   out << "# HELP relayd_attempts_total Delivery attempts by webhook and outcome.\n"
       << "# TYPE relayd_attempts_total counter\n";
   for (const auto& [id, wh] : webhooks_) {
@@ -42,15 +52,20 @@ std::string Metrics::render() const {
           << "\n";
     }
   }
-  out << "# HELP relayd_attempt_duration_seconds Duration of delivery attempts.\n"
+  out << "# HELP relayd_attempt_duration_seconds Duration of delivery attempts by webhook.\n"
       << "# TYPE relayd_attempt_duration_seconds histogram\n";
-  for (std::size_t i = 0; i < kLatencyBucketsMs.size(); ++i) {
-    out << "relayd_attempt_duration_seconds_bucket{le=\"" << kLatencyBucketsMs[i] / 1000.0 << "\"} "
-        << buckets_[i] << "\n";
+  for (const auto& [id, wh] : webhooks_) {
+    const std::string label = "webhook=\"" + id + "\"";
+    for (std::size_t i = 0; i < kLatencyBucketsMs.size(); ++i) {
+      out << "relayd_attempt_duration_seconds_bucket{" << label << ",le=\""
+          << kLatencyBucketsMs[i] / 1000.0 << "\"} " << wh.buckets[i] << "\n";
+    }
+    out << "relayd_attempt_duration_seconds_bucket{" << label << ",le=\"+Inf\"} "
+        << wh.latency_count << "\n"
+        << "relayd_attempt_duration_seconds_sum{" << label << "} " << wh.latency_sum_ms / 1000.0
+        << "\n"
+        << "relayd_attempt_duration_seconds_count{" << label << "} " << wh.latency_count << "\n";
   }
-  out << "relayd_attempt_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n"
-      << "relayd_attempt_duration_seconds_sum " << latency_sum_ms_ / 1000.0 << "\n"
-      << "relayd_attempt_duration_seconds_count " << latency_count_ << "\n";
   return out.str();
 }
 

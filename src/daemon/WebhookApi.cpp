@@ -195,6 +195,7 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
 
   store::Store& store;
   ConfigReloader& reloader;
+  std::function<std::optional<std::string>(const std::string&)> state_source;
   std::optional<common::SecretBox> box;  // the key in effect at start
   std::mutex records_mutex;
   std::map<std::string, Record> records;  // API webhooks by id; written inside changes only
@@ -339,7 +340,18 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
     const auto cfg = reloader.current();
     const auto* w = cfg->find_webhook(id);
     if (w == nullptr) return error_response({404, "not_found", "no webhook '" + id + "'"});
-    return json_response(200, view(*w));
+    json j = view(*w);
+    if (state_source) {
+      if (const auto text = state_source(id)) {
+        const auto state = json::parse(*text, nullptr, false);
+        if (state.is_object()) {
+          for (const auto& [k, v] : state.items()) {
+            if (!j.contains(k)) j[k] = v;
+          }
+        }
+      }
+    }
+    return json_response(200, j);
   }
 
   // PATCH and rotate-secret: `edit` turns the stored document into the new one (or answers).
@@ -574,6 +586,11 @@ void WebhookApi::load() {
   }
   impl.reloader.set_api_webhooks(std::move(webhooks));
   if (!rows.empty()) spdlog::info("{} webhooks managed over the API", rows.size());
+}
+
+void WebhookApi::set_state_source(
+    std::function<std::optional<std::string>(const std::string&)> source) {
+  impl_->state_source = std::move(source);
 }
 
 void WebhookApi::register_routes(server::HttpServer& server, AdminApi& admin) {

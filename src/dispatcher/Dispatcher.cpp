@@ -30,6 +30,12 @@
 //                still `delivering` in the store, so it cannot be claimed twice.
 //   claiming/dirty  one claim at a time; a wake-up meanwhile sets dirty and claims again after.
 //   timer        one timer at the earliest known due time (timer_deadline), never polling.
+//   health       per webhook: its CircuitBreaker (CircuitBreaker.hpp), the first failure since
+//                its last success (the auto-disable clock) and whether a disable was asked for.
+//                An open circuit's webhook gets no claims except one delivery (the oldest due)
+//                as its probe once the cooldown has passed; deliveries already claimed when it
+//                opens go back to pending uncounted (release_claimed). A view of it is kept
+//                under view_mutex for the API and /metrics.
 //   stopping     shutdown: nothing new is claimed or started; `ready` is dropped (those stay
 //                delivering and are recovered at the next start); shutdown_done runs when
 //                in_flight and unrecorded reach 0, or when the grace timer fires.
@@ -47,6 +53,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -56,9 +63,11 @@
 #include "relay/common/Ascii.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
+#include "relay/config/ConfigLoader.hpp"
 #include "relay/delivery/AttemptClassifier.hpp"
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
+#include "relay/dispatcher/CircuitBreaker.hpp"
 #include "relay/store/Store.hpp"
 
 namespace relay::dispatcher {
@@ -116,6 +125,27 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::size_t> in_flight_seen{0};
 
+  struct Health {
+    CircuitBreaker breaker;
+    std::optional<TimePoint> first_failure_at;  // since the last success
+    std::optional<std::string> last_success_at;
+    bool disable_requested = false;
+  };
+  std::unordered_map<std::string, Health> health;
+  DisableRequest on_disable;
+  mutable std::mutex view_mutex;
+  std::map<std::string, WebhookHealthView> view;  // guarded by view_mutex
+
+  void publish(const std::string& webhook_id, const config::CircuitBreakerConfig& cb) {
+    const auto& h = health[webhook_id];
+    WebhookHealthView v;
+    v.consecutive_failures = h.breaker.consecutive_failures();
+    if (auto until = h.breaker.open_until(cb)) v.open_until = std::max(*until, common::now_ms());
+    v.last_success_at = h.last_success_at;
+    std::lock_guard lock(view_mutex);
+    view[webhook_id] = std::move(v);
+  }
+
   // ---- everything below runs on the strand ----
 
   void maybe_claim() {
@@ -130,10 +160,23 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     if (busy >= concurrency * kPrefetch) return;
     const int global_free = static_cast<int>(concurrency * kPrefetch - busy);
     std::vector<std::pair<std::string, int>> limits;
+    const auto& cb = cfg->delivery.circuit_breaker;
+    const auto now = common::now_ms();
     for (const auto& wh : cfg->webhooks) {
       if (!wh.enabled) continue;
       const auto it = busy_per_webhook.find(wh.id);
       const int used = it == busy_per_webhook.end() ? 0 : it->second;
+      if (const auto h = health.find(wh.id); h != health.end() && h->second.breaker.is_open(cb)) {
+        // Open: nothing is claimed but the probe, and only once nothing else of this
+        // webhook is under way (their results still count).
+        const auto& b = h->second.breaker;
+        if (!b.may_probe(now, cb)) {
+          if (!b.probe_in_flight()) arm_timer(*b.open_until(cb));
+        } else if (used == 0) {
+          limits.emplace_back(wh.id, 1);
+        }
+        continue;
+      }
       const int free = std::min(
           cfg->delivery.per_webhook_concurrency * static_cast<int>(kPrefetch) - used, global_free);
       if (free > 0) limits.emplace_back(wh.id, free);
@@ -186,6 +229,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec) return;  // re-armed or cancelled
       self->timer_deadline.reset();
+      self->start_ready();  // a probe may be due
       self->maybe_claim();
     });
   }
@@ -194,9 +238,25 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     if (ready_count == 0 || stopping) return;
     const auto cfg = config();
     const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
+    const auto& cb = cfg->delivery.circuit_breaker;
     for (auto it = ready.begin(); it != ready.end() && in_flight < concurrency;) {
       auto& queue = it->second;
       int& running_here = inflight_per_webhook[it->first];
+      if (const auto h = health.find(it->first);
+          h != health.end() && h->second.breaker.is_open(cb)) {
+        // The oldest claimed one is the probe, when one may go now.
+        auto& b = h->second.breaker;
+        if (running_here == 0 && b.may_probe(common::now_ms(), cb)) {
+          auto d = std::move(queue.front());
+          queue.pop_front();
+          --ready_count;
+          b.probe_started(d.delivery_id);
+          spdlog::info("circuit probe webhook={} delivery={}", it->first, d.delivery_id);
+          start_attempt(cfg, std::move(d));
+        }
+        it = queue.empty() ? ready.erase(it) : std::next(it);
+        continue;
+      }
       while (!queue.empty() && in_flight < concurrency &&
              running_here < cfg->delivery.per_webhook_concurrency) {
         auto d = std::move(queue.front());
@@ -217,6 +277,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     const auto* wh = cfg->find_webhook(d.webhook_id);
     if (wh == nullptr) {
       // Removed by a reload after the claim: the reload cancels its unfinished deliveries.
+      if (auto h = health.find(d.webhook_id); h != health.end())
+        h->second.breaker.probe_abandoned();
       release(d.webhook_id);
       return;
     }
@@ -232,6 +294,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
                 auto record = std::make_shared<store::AttemptRecord>();
                 record->delivery_id = d.delivery_id;
                 record->delivery_rowid = d.rowid;
+                record->webhook_id = d.webhook_id;
                 record->event_id = d.event_id;
                 record->attempt_number = d.attempt_count + 1;
                 auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
@@ -275,8 +338,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     // The HTTP slot is free as soon as the answer is in: the delivery stays `delivering` in the
     // store until its record commits, so it cannot be claimed twice meanwhile, and the next
     // attempts need not wait for this one's fsync.
-    net::post(strand,
-              [self = shared_from_this(), webhook_id] { self->attempt_finished(webhook_id); });
+    net::post(strand, [self = shared_from_this(), webhook_id, delivery_id = record->delivery_id,
+                       outcome = record->outcome, status = record->response_status,
+                       started = record->started_at] {
+      // The circuit first: the claim that attempt_finished makes must see it open.
+      self->note_health(webhook_id, delivery_id, outcome, status, started);
+      self->attempt_finished(webhook_id);
+    });
     write_record(std::move(record), std::move(webhook_id));
   }
 
@@ -292,6 +360,76 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     if (stopping) return;
     start_ready();
     maybe_claim();
+  }
+
+  // The circuit and auto-disable rules of SPEC §10, after each attempt's answer.
+  void note_health(const std::string& webhook_id, const std::string& delivery_id,
+                   common::AttemptOutcome outcome, std::optional<int> status, TimePoint started) {
+    const auto cfg = config();
+    const auto& cb = cfg->delivery.circuit_breaker;
+    auto& h = health[webhook_id];
+    const auto now = common::now_ms();
+    if (outcome == common::AttemptOutcome::kSucceeded) {
+      if (h.breaker.on_success()) {
+        spdlog::info("circuit closed webhook={}: delivery={} succeeded; its backlog flows again",
+                     webhook_id, delivery_id);
+      }
+      h.first_failure_at.reset();
+      h.last_success_at = common::format_rfc3339_ms(started);  // as stored
+      h.disable_requested = false;
+      publish(webhook_id, cb);
+      return;
+    }
+    if (!h.first_failure_at) h.first_failure_at = started;
+    const bool probe = h.breaker.is_probe(delivery_id);
+    if (h.breaker.on_failure(now, cb, probe)) {
+      spdlog::warn(
+          "circuit opened webhook={} after {} consecutive failed attempts; its deliveries wait, "
+          "next probe at {}",
+          webhook_id, h.breaker.consecutive_failures(),
+          common::format_rfc3339_ms(*h.breaker.open_until(cb)));
+      release_ready(webhook_id);
+    } else if (probe) {
+      spdlog::warn("circuit stays open webhook={}: probe delivery={} failed; next probe at {}",
+                   webhook_id, delivery_id, common::format_rfc3339_ms(*h.breaker.open_until(cb)));
+    }
+    if (const auto until = h.breaker.open_until(cb); until && !stopping) arm_timer(*until);
+    publish(webhook_id, cb);
+    if (h.disable_requested || !on_disable) return;
+    std::optional<std::string> reason;
+    const auto after = cfg->delivery.auto_disable_after;
+    if (status == 410) {
+      reason = "the endpoint answered 410 Gone (delivery " + delivery_id + ")";
+    } else if (after.count() > 0 && h.breaker.consecutive_failures() >= cb.failures &&
+               now - *h.first_failure_at >= after) {
+      reason = "no successful attempt for " + config::format_duration(after) + " (" +
+               std::to_string(h.breaker.consecutive_failures()) +
+               " consecutive failed attempts since " +
+               common::format_rfc3339_ms(*h.first_failure_at) + ")";
+    }
+    if (reason) {
+      h.disable_requested = true;
+      on_disable(webhook_id, std::move(*reason));
+    }
+  }
+
+  // Claimed deliveries of a webhook whose circuit just opened: back to pending, uncounted.
+  void release_ready(const std::string& webhook_id) {
+    const auto it = ready.find(webhook_id);
+    if (it == ready.end()) return;
+    std::vector<store::DueDelivery> back(std::make_move_iterator(it->second.begin()),
+                                         std::make_move_iterator(it->second.end()));
+    ready.erase(it);
+    for (std::size_t i = 0; i < back.size(); ++i) {
+      --ready_count;
+      release(webhook_id);
+    }
+    store.release_claimed(std::move(back), [webhook_id](store::WriteStatus st) {
+      if (st != store::WriteStatus::kOk) {
+        // They stay `delivering` until the next start makes them due again.
+        spdlog::error("webhook={}: cannot release deliveries held by its open circuit", webhook_id);
+      }
+    });
   }
 
   // `bare`: the record without the response, after the database rejected the full one.
@@ -419,6 +557,40 @@ void Dispatcher::set_attempt_observer(AttemptObserver observer) {
   net::post(impl_->strand, [impl = impl_, observer = std::move(observer)]() mutable {
     impl->observer = std::move(observer);
   });
+}
+
+void Dispatcher::set_disable_handler(DisableRequest handler) {
+  net::post(impl_->strand, [impl = impl_, handler = std::move(handler)]() mutable {
+    impl->on_disable = std::move(handler);
+  });
+}
+
+void Dispatcher::restore_health(std::vector<store::WebhookStateRow> rows) {
+  net::post(impl_->strand, [impl = impl_, rows = std::move(rows)] {
+    const auto cfg = impl->config();
+    for (const auto& r : rows) {
+      auto& h = impl->health[r.webhook_id];
+      h.breaker = CircuitBreaker(r.consecutive_failures);
+      if (r.first_failure_at) h.first_failure_at = common::parse_rfc3339(*r.first_failure_at);
+      h.last_success_at = r.last_success_at;
+      impl->publish(r.webhook_id, cfg->delivery.circuit_breaker);
+    }
+  });
+}
+
+void Dispatcher::reset_health(const std::string& webhook_id) {
+  net::post(impl_->strand, [impl = impl_, webhook_id] {
+    auto& h = impl->health[webhook_id];
+    auto last_success = h.last_success_at;
+    h = Impl::Health{};
+    h.last_success_at = std::move(last_success);
+    impl->publish(webhook_id, impl->config()->delivery.circuit_breaker);
+  });
+}
+
+std::map<std::string, WebhookHealthView> Dispatcher::health() const {
+  std::lock_guard lock(impl_->view_mutex);
+  return impl_->view;
 }
 
 void Dispatcher::start() {

@@ -23,6 +23,12 @@ IntakeHandler::IntakeHandler(ServerContext context,
     : context_(std::move(context)), shutting_down_(std::move(shutting_down)), kind_(kind) {}
 
 void IntakeHandler::operator()(Request request, std::function<void(Response)> respond) const {
+  if (context_.on_intake_answer) {
+    respond = [respond = std::move(respond), counted = context_.on_intake_answer](Response r) {
+      counted(r.status);
+      respond(std::move(r));
+    };
+  }
   if (shutting_down_->load()) {
     respond(error_response(503, "shutting_down", "relayd is shutting down; retry later"));
     return;

@@ -364,7 +364,7 @@ TEST_F(ServiceTest, AdminEndpoints) {
   EXPECT_EQ(metric(R"(relayd_attempts_total{webhook="crm",outcome="succeeded"})"), 2) << r.body;
   // The event's delivery and the test send's.
   EXPECT_EQ(metric(R"(relayd_deliveries{webhook="crm",status="succeeded"})"), 2) << r.body;
-  EXPECT_EQ(metric("relayd_attempt_duration_seconds_count"), 3) << r.body;
+  EXPECT_EQ(metric(R"(relayd_attempt_duration_seconds_count{webhook="crm"})"), 3) << r.body;
   EXPECT_EQ(metric("relayd_queue_depth"), 0) << r.body;
 }
 

@@ -41,6 +41,14 @@ struct StorageConfig {
   std::string secret_key;  // its 32 decoded bytes (never log this); empty without a file
 };
 
+/// `delivery.circuit_breaker` (SPEC §10): after `failures` consecutive failed attempts a
+/// webhook's circuit opens; one probe per cooldown, doubling up to max_cooldown.
+struct CircuitBreakerConfig {
+  int failures = 10;
+  Duration cooldown = std::chrono::seconds(30);
+  Duration max_cooldown = std::chrono::minutes(10);
+};
+
 /// The `delivery:` section.
 struct DeliveryConfig {
   int concurrency = 64;
@@ -51,6 +59,10 @@ struct DeliveryConfig {
                                           std::chrono::hours(2),   std::chrono::hours(8)};
   std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
   bool allow_private_networks = false;
+  CircuitBreakerConfig circuit_breaker;
+  /// No success for this long (and at least circuit_breaker.failures failures) disables a
+  /// webhook; 0 turns it off.
+  Duration auto_disable_after = std::chrono::hours(24 * 5);
 };
 
 /// The `logging:` section.
@@ -90,6 +102,11 @@ struct WebhookConfig {
   std::vector<PreviousSecret> previous_secrets;  // at most 5, in file order
   std::vector<std::string> events;               // exact names, "group.*" or "*"
   bool enabled = true;
+  /// Not from the file: set when relayd or an operator disabled the webhook at run time
+  /// (SPEC §10, stored in the database). `enabled` is then false in the configuration in
+  /// effect, so every consumer pauses it like `enabled: false`.
+  std::optional<std::string> disabled_reason;
+  std::optional<std::string> disabled_at;  // RFC 3339 ms
   std::size_t max_queued = 10000;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
   bool allow_insecure_http = false;

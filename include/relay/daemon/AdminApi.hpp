@@ -25,6 +25,7 @@ class Dispatcher;
 namespace relay::daemon {
 
 class Metrics;
+class HealthApi;
 
 /// The admin API of SPEC §3 (metrics, webhooks, deliveries, redeliver, test send), added as
 /// routes to the HttpServer. Store reads run on its own small thread pool, never on I/O
@@ -38,6 +39,8 @@ class AdminApi {
   AdminApi(const AdminApi&) = delete;
   AdminApi& operator=(const AdminApi&) = delete;
 
+  /// Before register_routes: enable, disable, recover under /v1/webhooks/{id}/ go to `health`.
+  void set_health_api(HealthApi& health);
   void register_routes(server::HttpServer& server);
   /// A POST action `/v1/webhooks/{id}/<action>` answered by another component (e.g.
   /// rotate-secret). Call before the server starts.

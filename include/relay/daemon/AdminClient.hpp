@@ -53,6 +53,14 @@ int redeliver(const AdminOptions& options, const std::string& delivery_id, std::
 int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& out,
            std::ostream& err);
 
+/// `relayd recover`: 0 with the number recovered printed.
+int recover(const AdminOptions& options, const std::string& webhook_id, const std::string& since,
+            const std::optional<std::string>& until, std::ostream& out, std::ostream& err);
+
+/// `relayd enable` / `relayd disable`: 0 with the webhook's state printed.
+int set_webhook_enabled(const AdminOptions& options, const std::string& webhook_id, bool enable,
+                        std::ostream& out, std::ostream& err);
+
 /// `relayd gen-secret`: prints "whsec_" + base64 of 32 random bytes (OpenSSL RAND_bytes).
 int gen_secret(std::ostream& out, std::ostream& err);
 

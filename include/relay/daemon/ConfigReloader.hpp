@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -69,17 +70,36 @@ class ConfigReloader {
       const std::function<std::optional<ApiChange>(
           const config::Config& in_effect, const std::vector<config::WebhookConfig>& api)>& change);
 
+  /// A webhook disabled by relayd or an operator (SPEC §10; stored in the database by the
+  /// caller): reason and time.
+  struct RuntimeDisable {
+    std::string reason;
+    std::string at;  // RFC 3339 ms
+  };
+  /// At start-up, before anything reads the configuration: the stored disables. They apply
+  /// over every file read from now on (`enabled` false, `disabled_reason` set).
+  void restore_disabled(std::map<std::string, RuntimeDisable> disabled);
+  /// Disables (`d` set) or clears the disable of a webhook: the configuration in effect
+  /// changes and its deliveries are paused or resumed like a reload would. Never blocks for
+  /// long (safe from a store callback).
+  void set_disabled(const std::string& webhook_id, std::optional<RuntimeDisable> d);
+
  private:
-  [[nodiscard]] std::shared_ptr<const config::Config> compose(
-      const std::shared_ptr<const config::Config>& file) const;
+  // The configuration in effect: the file's webhooks and the API's, with the runtime disables
+  // applied. Called with state_mutex_ held.
+  [[nodiscard]] std::shared_ptr<const config::Config> effective() const;
 
   std::string path_;
   std::atomic<std::shared_ptr<const config::Config>> current_;
+  // Guarded by state_mutex_ (held briefly; reload_mutex_ covers reading the file).
+  std::shared_ptr<const config::Config> file_;
+  std::map<std::string, RuntimeDisable> disabled_;
+  std::mutex state_mutex_;
   store::MaintenanceStore& store_;
   std::function<void()> on_due_;
+  // Serializes reloads and API changes (which read the file or write the database); the
+  // state above changes under state_mutex_ too, so holding either one is enough to read it.
   std::mutex reload_mutex_;
-  // Both under reload_mutex_: the file's configuration last applied, and the API's webhooks.
-  std::shared_ptr<const config::Config> file_config_;
   std::vector<config::WebhookConfig> api_webhooks_;
 };
 

@@ -19,12 +19,18 @@ class Metrics {
                                                                500, 1000, 2500, 5000, 10000, 30000};
 
   void events_received(std::uint64_t n) { events_received_ += n; }
+  /// An intake answer (POST /v1/events, /v1/events/batch) with this HTTP status.
+  void intake_answer(int status);
   void attempt(const std::string& webhook_id, const std::string& outcome, std::int64_t ms);
 
   struct WebhookActivity {
     std::map<std::string, std::uint64_t> attempts_by_outcome;
     std::optional<std::string> last_success_at;  // RFC 3339 ms, since start
     std::optional<std::string> last_failure_at;
+    // The attempt latency histogram of this webhook (SPEC §10: a `webhook` label).
+    std::array<std::uint64_t, kLatencyBucketsMs.size()> buckets{};
+    std::uint64_t latency_count = 0;
+    double latency_sum_ms = 0;
   };
   [[nodiscard]] std::map<std::string, WebhookActivity> webhook_activity() const;
 
@@ -35,9 +41,7 @@ class Metrics {
   std::atomic<std::uint64_t> events_received_{0};
   mutable std::mutex mutex_;
   std::map<std::string, WebhookActivity> webhooks_;
-  std::array<std::uint64_t, kLatencyBucketsMs.size()> buckets_{};
-  std::uint64_t latency_count_ = 0;
-  double latency_sum_ms_ = 0;
+  std::map<int, std::uint64_t> intake_answers_;  // by status code
 };
 
 }  // namespace relay::daemon

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace relay::store {
 class Store;
@@ -36,6 +39,10 @@ class WebhookApi {
   /// Adds the routes; `rotate-secret` is a POST action under /v1/webhooks/{id}/, which the
   /// admin API routes.
   void register_routes(server::HttpServer& server, AdminApi& admin);
+
+  /// Where GET /v1/webhooks/{id} gets the webhook's health state (a JSON object text whose
+  /// fields are added to the answer), set before the server starts.
+  void set_state_source(std::function<std::optional<std::string>(const std::string&)> source);
 
   /// Waits for requests in progress and stops the thread pool.
   void stop();

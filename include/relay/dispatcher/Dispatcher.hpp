@@ -3,7 +3,13 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/common/Time.hpp"
 
 #include "relay/config/Config.hpp"
 
@@ -13,7 +19,8 @@ class io_context;
 
 namespace relay::store {
 class DeliveryStore;
-}
+struct WebhookStateRow;
+}  // namespace relay::store
 
 namespace relay::delivery {
 class HttpSender;
@@ -27,6 +34,13 @@ struct DispatcherStats {
   std::uint64_t attempts_retry = 0;
   std::uint64_t attempts_failed = 0;
   std::size_t in_flight = 0;
+};
+
+/// One webhook's health as the dispatcher sees it (for the API and /metrics).
+struct WebhookHealthView {
+  int consecutive_failures = 0;
+  std::optional<common::TimePoint> open_until;  // set: the circuit is open until then
+  std::optional<std::string> last_success_at;   // RFC 3339 ms (stored: survives restarts)
 };
 
 /// Moves due deliveries from the store to the HTTP client pool and records every attempt.
@@ -47,6 +61,18 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   void set_attempt_observer(AttemptObserver observer);
+  /// Called (on the dispatcher's strand; it must only post or enqueue) when a webhook must be
+  /// disabled: it answered 410 Gone, or had no success for delivery.auto_disable_after.
+  using DisableRequest = std::function<void(const std::string& webhook_id, std::string reason)>;
+  void set_disable_handler(DisableRequest handler);
+
+  /// The failure streaks stored before this start (call before start()): a circuit whose
+  /// streak reached the threshold starts open with a probe due at once.
+  void restore_health(std::vector<store::WebhookStateRow> rows);
+  /// The webhook was enabled by an operator: closed circuit, fresh auto-disable clock.
+  void reset_health(const std::string& webhook_id);
+  /// Thread-safe snapshot, by webhook id (only webhooks with an attempt or a stored row).
+  [[nodiscard]] std::map<std::string, WebhookHealthView> health() const;
 
   /// Starts claiming due work.
   void start();

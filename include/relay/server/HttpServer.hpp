@@ -59,6 +59,8 @@ struct ServerContext {
   std::function<void()> on_new_deliveries;
   /// Called after an intake commit with the number of new (non-duplicate) events (metrics).
   std::function<void(std::size_t)> on_events_accepted;
+  /// Called with the status of every answer of the intake handler (metrics: intake 5xx).
+  std::function<void(int)> on_intake_answer;
 };
 
 /// Transport limits and deadlines of every connection. The defaults suit production; tests

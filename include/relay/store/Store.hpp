@@ -122,6 +122,11 @@ class DeliveryStore {
   /// new_status pending only (pending without a time: due now); last_error is the transport
   /// error, or "HTTP <status>" for a non-2xx answer.
   virtual void record_attempt(AttemptRecord record, WriteCallback done) = 0;
+
+  /// Claimed deliveries that will not be attempted after all (their webhook's circuit opened
+  /// while they waited for a slot) become pending again with their due time unchanged and no
+  /// attempt counted. Only rows still `delivering` change.
+  virtual void release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) = 0;
 };
 
 /// What the admin API reads, and the one write it asks for (redeliver).
@@ -170,6 +175,39 @@ class AdminStore {
   virtual std::vector<StoredWebhook> list_api_webhooks() { return {}; }
 };
 
+/// Endpoint health (SPEC §10): relayd's own disables, the failure streak of each webhook
+/// (written by record_attempt with the attempt), bulk recovery of failed deliveries.
+class HealthStore {
+ public:
+  virtual ~HealthStore() = default;
+
+  /// Disables the webhook with `reason` at `at` (the first disable's time is kept while it
+  /// stays disabled), or clears the disable (reason nullopt) and with it the failure streak,
+  /// so that an enabled webhook starts with a closed circuit and a fresh auto-disable clock.
+  /// Does not touch its deliveries: pausing is set_webhook_paused's job.
+  virtual void set_webhook_disabled(std::string webhook_id, std::optional<std::string> reason,
+                                    common::TimePoint at,
+                                    std::function<void(WriteStatus)> done) = 0;
+
+  /// Every `failed` delivery of the webhook created in [since, until) becomes pending, due
+  /// `now` (their order is their insertion order: oldest first). In chunks of
+  /// StoreOptions::bulk_chunk rows, each its own commit (intake interleaves); `recovered_some`
+  /// runs after each chunk that changed rows, `done` once at the end with the total (on a
+  /// failure, the rows of the chunks committed before it count).
+  virtual void recover_failed(std::string webhook_id, common::TimePoint since,
+                              common::TimePoint until, common::TimePoint now,
+                              std::function<void(WriteStatus, std::size_t)> done,
+                              std::function<void()> recovered_some) = 0;
+
+  // ---- reads (blocking; any thread but an I/O thread) ----
+  /// Every stored health row.
+  virtual std::vector<WebhookStateRow> webhook_states() = 0;
+  /// For each id: the next_attempt_at of its earliest pending delivery that is due at `now`
+  /// (nullopt: nothing due). One index seek per webhook.
+  virtual std::vector<std::pair<std::string, std::optional<common::TimePoint>>> oldest_due(
+      const std::vector<std::string>& webhook_ids, common::TimePoint now) = 0;
+};
+
 /// What the daemon's own jobs need: crash recovery, reconciling with the config, retention,
 /// counters and shutdown.
 class MaintenanceStore {
@@ -216,7 +254,11 @@ class MaintenanceStore {
 };
 
 /// Every role: what a storage backend implements.
-class Store : public IntakeStore, public DeliveryStore, public AdminStore, public MaintenanceStore {
+class Store : public IntakeStore,
+              public DeliveryStore,
+              public AdminStore,
+              public MaintenanceStore,
+              public HealthStore {
  public:
   using WriteCallback = DeliveryStore::WriteCallback;
   ~Store() override = default;

@@ -89,6 +89,7 @@ struct ClaimResult {
 /// One finished attempt plus the delivery's new state; written in one commit.
 struct AttemptRecord {
   std::string delivery_id;
+  std::string webhook_id;           // its webhook's health row is updated in the same commit
   std::int64_t delivery_rowid = 0;  // DueDelivery::rowid; 0 = find the row by delivery_id
   std::string event_id;             // for log lines only (the row already knows its event)
   int attempt_number = 0;           // 1-based; becomes deliveries.attempt_count
@@ -103,6 +104,19 @@ struct AttemptRecord {
   AttemptOutcome outcome = AttemptOutcome::kRetry;
   DeliveryStatus new_status = DeliveryStatus::kPending;  // pending (retry), succeeded, failed, …
   std::optional<common::TimePoint> next_attempt_at;      // when new_status is pending
+};
+
+// ---- endpoint health (SPEC §10) ----
+
+/// A webhook's stored health: relayd's own disable and the failure streak behind the circuit
+/// breaker and auto-disable. Survives restarts and reloads (table webhook_state).
+struct WebhookStateRow {
+  std::string webhook_id;
+  std::optional<std::string> disabled_reason;  // set: disabled by relayd or an operator
+  std::optional<std::string> disabled_at;
+  std::optional<std::string> last_success_at;
+  std::optional<std::string> first_failure_at;  // first failure since the last success
+  int consecutive_failures = 0;
 };
 
 // ---- admin reads ----

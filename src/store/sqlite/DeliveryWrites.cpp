@@ -131,6 +131,43 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
     u->bind(6, record.response_status);
     u->bind(7, last_error);
     u->run();
+    if (!record.webhook_id.empty()) {
+      // The failure streak, in the attempt's commit: a primary-key upsert on a table of one
+      // row per webhook.
+      auto& health =
+          record.outcome == AttemptOutcome::kSucceeded
+              ? c.cached(
+                    "INSERT INTO webhook_state (webhook_id, last_success_at) VALUES (?1, ?2) "
+                    "ON CONFLICT (webhook_id) DO UPDATE SET last_success_at = ?2, "
+                    "first_failure_at = NULL, consecutive_failures = 0")
+              : c.cached(
+                    "INSERT INTO webhook_state (webhook_id, first_failure_at, "
+                    "consecutive_failures) VALUES (?1, ?2, 1) ON CONFLICT (webhook_id) DO UPDATE "
+                    "SET first_failure_at = coalesce(first_failure_at, ?2), "
+                    "consecutive_failures = consecutive_failures + 1");
+      StatementScope h(health);
+      h->bind(1, record.webhook_id);
+      h->bind(2, format_rfc3339_ms(record.started_at));
+      h->run();
+    }
+  };
+  req.complete = std::move(done);
+  writer_->enqueue(std::move(req));
+}
+
+void SqliteStore::release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) {
+  WriteRequest req;
+  req.apply = [deliveries = std::move(deliveries)](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    auto& s = c.cached(
+        "UPDATE deliveries SET status = 'pending' "
+        "WHERE rowid = ?1 AND id = ?2 AND status = 'delivering'");
+    for (const auto& d : deliveries) {
+      StatementScope u(s);
+      u->bind(1, d.rowid);
+      u->bind(2, d.delivery_id);
+      u->run();
+    }
   };
   req.complete = std::move(done);
   writer_->enqueue(std::move(req));

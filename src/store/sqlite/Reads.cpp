@@ -114,4 +114,45 @@ SqliteStore::count_by_webhook_status() {
   });
 }
 
+std::vector<WebhookStateRow> SqliteStore::webhook_states() {
+  return readers_.read("webhook states", [](Connection& c) {
+    StatementScope q(c.cached(
+        "SELECT webhook_id, disabled_reason, disabled_at, last_success_at, first_failure_at, "
+        "consecutive_failures FROM webhook_state ORDER BY webhook_id"));
+    std::vector<WebhookStateRow> out;
+    while (q->step()) {
+      WebhookStateRow r;
+      r.webhook_id = q->text(0);
+      r.disabled_reason = q->optional_text(1);
+      r.disabled_at = q->optional_text(2);
+      r.last_success_at = q->optional_text(3);
+      r.first_failure_at = q->optional_text(4);
+      r.consecutive_failures = static_cast<int>(q->int64(5));
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, std::optional<TimePoint>>> SqliteStore::oldest_due(
+    const std::vector<std::string>& webhook_ids, TimePoint now) {
+  return readers_.read("oldest due deliveries", [&](Connection& c) {
+    // MIN over the (webhook_id, status, next_attempt_at) index: one seek per webhook.
+    auto& s = c.cached(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND "
+        "status = 'pending' AND next_attempt_at <= ?2");
+    const auto now_text = format_rfc3339_ms(now);
+    std::vector<std::pair<std::string, std::optional<TimePoint>>> out;
+    for (const auto& id : webhook_ids) {
+      StatementScope q(s);
+      q->bind(1, id);
+      q->bind(2, now_text);
+      std::optional<TimePoint> t;
+      if (q->step() && !q->is_null(0)) t = common::parse_rfc3339(q->text(0));
+      out.emplace_back(id, t);
+    }
+    return out;
+  });
+}
+
 }  // namespace relay::store

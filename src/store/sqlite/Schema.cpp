@@ -98,6 +98,20 @@ CREATE TABLE api_webhooks (
 );
 )sql",
        {}},
+      // v4: endpoint health (SPEC §10). One row per webhook that has had an attempt or a
+      // disable; a disable must outlive restarts and reloads, and the failure streak the
+      // auto-disable clock (first_failure_at) and the circuit breaker start from after one.
+      {R"sql(
+CREATE TABLE webhook_state (
+  webhook_id            TEXT PRIMARY KEY,
+  disabled_reason       TEXT,
+  disabled_at           TEXT,
+  last_success_at       TEXT,
+  first_failure_at      TEXT,
+  consecutive_failures  INTEGER NOT NULL DEFAULT 0
+);
+)sql",
+       {}},
   };
   return steps;
 }

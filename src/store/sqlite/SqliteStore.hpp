@@ -37,6 +37,7 @@ class SqliteStore final : public Store {
   void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                  ClaimCallback done) override;
   void record_attempt(AttemptRecord record, WriteCallback done) override;
+  void release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) override;
   // AdminStore
   void redeliver(std::string delivery_id, common::TimePoint now,
                  std::function<void(WriteStatus, bool)> done) override;
@@ -59,6 +60,15 @@ class SqliteStore final : public Store {
                     std::function<void(WriteStatus, std::size_t)> done) override;
   [[nodiscard]] StoreStats stats() const override;
   void close() override;
+  // HealthStore (WebhookWrites.cpp, Reads.cpp)
+  void set_webhook_disabled(std::string webhook_id, std::optional<std::string> reason,
+                            common::TimePoint at, std::function<void(WriteStatus)> done) override;
+  void recover_failed(std::string webhook_id, common::TimePoint since, common::TimePoint until,
+                      common::TimePoint now, std::function<void(WriteStatus, std::size_t)> done,
+                      std::function<void()> recovered_some) override;
+  std::vector<WebhookStateRow> webhook_states() override;
+  std::vector<std::pair<std::string, std::optional<common::TimePoint>>> oldest_due(
+      const std::vector<std::string>& webhook_ids, common::TimePoint now) override;
 
  private:
   using Connection = sqlite::Connection;
@@ -73,6 +83,9 @@ class SqliteStore final : public Store {
   void set_paused_chunk(std::string webhook_id, bool paused, std::size_t max_queued,
                         std::string now, std::optional<std::uint64_t> generation,
                         WriteCallback done, std::function<void()> resumed_some);
+  void recover_chunk(std::string webhook_id, std::string since, std::string until, std::string now,
+                     std::size_t total, std::function<void(WriteStatus, std::size_t)> done,
+                     std::function<void()> recovered_some);
   static std::int64_t count_paused(Connection& c, const std::string& webhook_id);
   void enforce_paused_cap(sqlite::WriteContext& ctx, const std::string& webhook_id,
                           std::size_t max_queued, const std::string& now);

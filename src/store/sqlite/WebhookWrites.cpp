@@ -124,6 +124,85 @@ void SqliteStore::cancel_webhooks_except(std::vector<std::string> known_ids,
   writer_->enqueue(std::move(req));
 }
 
+void SqliteStore::set_webhook_disabled(std::string webhook_id, std::optional<std::string> reason,
+                                       TimePoint at, std::function<void(WriteStatus)> done) {
+  WriteRequest req;
+  req.apply = [webhook_id = std::move(webhook_id), reason = std::move(reason),
+               at = format_rfc3339_ms(at)](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    auto& s = reason ? c.cached(
+                           "INSERT INTO webhook_state (webhook_id, disabled_reason, disabled_at) "
+                           "VALUES (?1, ?2, ?3) ON CONFLICT (webhook_id) DO UPDATE SET "
+                           "disabled_reason = coalesce(disabled_reason, ?2), "
+                           "disabled_at = coalesce(disabled_at, ?3)")
+                     : c.cached(
+                           "INSERT INTO webhook_state (webhook_id) VALUES (?1) "
+                           "ON CONFLICT (webhook_id) DO UPDATE SET disabled_reason = NULL, "
+                           "disabled_at = NULL, first_failure_at = NULL, consecutive_failures = 0");
+    StatementScope u(s);
+    u->bind(1, webhook_id);
+    if (reason) {
+      u->bind(2, *reason);
+      u->bind(3, at);
+    }
+    u->run();
+  };
+  req.complete = std::move(done);
+  writer_->enqueue(std::move(req));
+}
+
+void SqliteStore::recover_failed(std::string webhook_id, TimePoint since, TimePoint until,
+                                 TimePoint now, std::function<void(WriteStatus, std::size_t)> done,
+                                 std::function<void()> recovered_some) {
+  recover_chunk(std::move(webhook_id), format_rfc3339_ms(since), format_rfc3339_ms(until),
+                format_rfc3339_ms(now), 0, std::move(done), std::move(recovered_some));
+}
+
+// Like set_paused_chunk: one short write per chunk so intake never waits behind a recovery of
+// a large backlog. Recovered rows leave `failed`, so the next chunk's query skips them, and all
+// chunks share `now`, so the dispatcher takes them in rowid (= insertion) order.
+void SqliteStore::recover_chunk(std::string webhook_id, std::string since, std::string until,
+                                std::string now, std::size_t total,
+                                std::function<void(WriteStatus, std::size_t)> done,
+                                std::function<void()> recovered_some) {
+  auto changed = std::make_shared<std::int64_t>(0);
+  const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
+  WriteRequest req;
+  req.apply = [webhook_id, since, until, now, changed, chunk](sqlite::WriteContext& ctx) {
+    auto& c = ctx.conn();
+    ctx.paused_counts().clear();
+    auto& s = c.cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4, updated_at = ?4 "
+        "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
+        "status = 'failed' AND created_at >= ?2 AND created_at < ?3 ORDER BY rowid LIMIT ?5)");
+    StatementScope u(s);
+    u->bind(1, webhook_id);
+    u->bind(2, since);
+    u->bind(3, until);
+    u->bind(4, now);
+    u->bind(5, chunk);
+    u->run();
+    *changed = c.changes();
+  };
+  req.complete = [this, webhook_id, since, until, now, total, changed, chunk,
+                  done = std::move(done),
+                  recovered_some = std::move(recovered_some)](WriteStatus st) mutable {
+    if (st != WriteStatus::kOk) {
+      done(st, total);
+      return;
+    }
+    total += static_cast<std::size_t>(*changed);
+    if (*changed > 0 && recovered_some) recovered_some();
+    if (*changed == chunk) {
+      recover_chunk(std::move(webhook_id), std::move(since), std::move(until), std::move(now),
+                    total, std::move(done), std::move(recovered_some));
+      return;
+    }
+    done(st, total);
+  };
+  writer_->enqueue(std::move(req));
+}
+
 std::int64_t SqliteStore::count_paused(Connection& c, const std::string& webhook_id) {
   auto& s = c.cached("SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'paused'");
   StatementScope q(s);

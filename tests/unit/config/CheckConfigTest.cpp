@@ -78,8 +78,10 @@ TEST(CheckConfig, PrintsASummaryWithoutSecretsAndReturnsZero) {
        {"  listen: 127.0.0.1:9999\n", "  auth: bearer token from ", "  path: /srv/relay.db\n",
         "  retention: 7d\n", "  concurrency: 64\n", "  timeout: 30s\n",
         "  retry_schedule: [0s, 1m, 5m, 30m, 2h, 8h] (6 attempts)\n",
-        "  allow_private_networks: false\n", "shutdown_grace: 10s\n",
-        "logging: level info, format text\n", "webhooks: 2\n",
+        "  allow_private_networks: false\n",
+        "  circuit_breaker: failures 10, cooldown 30s, max_cooldown 10m\n",
+        "  auto_disable_after: 5d\n", "shutdown_grace: 10s\n", "logging: level info, format text\n",
+        "webhooks: 2\n",
         "  - crm: https://crm.example.com/hooks/relay events=[ticket.created, message.*] "
         "enabled=true\n",
         "  - billing: https://billing.example.com/in events=[*] enabled=false\n"}) {

@@ -105,6 +105,23 @@ TEST(ConfigErrors, Durations) {
             (Lines{"t.yaml:2:19: delivery.retry_schedule: at most 20 entries (found 21)"}));
 }
 
+TEST(ConfigErrors, EndpointHealth) {
+  EXPECT_EQ(
+      problems("delivery:\n"
+               "  circuit_breaker: { failures: 0, cooldown: 30s, max_cooldown: 10s, probes: 2 }\n"
+               "  auto_disable_after: 5 days\n"),
+      (Lines{
+          "t.yaml:2:20: delivery.circuit_breaker: max_cooldown must be at least cooldown",
+          "t.yaml:2:32: delivery.circuit_breaker.failures: expected a positive integer",
+          "t.yaml:2:69: unknown key 'probes' in delivery.circuit_breaker",
+          "t.yaml:3:23: delivery.auto_disable_after: invalid duration '5 days' (expected a "
+          "whole number and a unit: 250ms, 30s, 5m, 2h or 30d)",
+      }));
+  EXPECT_EQ(problems("delivery:\n  circuit_breaker: 10\n"),
+            (Lines{"t.yaml:2:20: delivery.circuit_breaker: expected a mapping, e.g. { failures: "
+                   "10, cooldown: 30s }"}));
+}
+
 TEST(ConfigErrors, ListenAddress) {
   const auto listen = [](const std::string& value) {
     return problems("server:\n  listen: \"" + value + "\"\n");

@@ -66,6 +66,24 @@ TEST(ConfigLoader, ExampleFileTakesStateDirectoryAndSecretFromTheEnvironment) {
   EXPECT_EQ(config->webhooks.at(0).secret, "real");
 }
 
+TEST(ConfigLoader, EndpointHealthSettings) {
+  using namespace std::chrono_literals;
+  auto config = parse_config(
+      "delivery:\n  circuit_breaker: { failures: 3, cooldown: 250ms, max_cooldown: 2s }\n"
+      "  auto_disable_after: 0s\nwebhooks: []\n",
+      "t.yaml", fake_env());
+  EXPECT_EQ(config->delivery.circuit_breaker.failures, 3);
+  EXPECT_EQ(config->delivery.circuit_breaker.cooldown, 250ms);
+  EXPECT_EQ(config->delivery.circuit_breaker.max_cooldown, 2s);
+  EXPECT_EQ(config->delivery.auto_disable_after, 0ms);
+  // Defaults (SPEC §10): 10 failures, 30 s doubling to 10 min, auto-disable after 5 days.
+  config = parse_config("webhooks: []\n", "t.yaml", fake_env());
+  EXPECT_EQ(config->delivery.circuit_breaker.failures, 10);
+  EXPECT_EQ(config->delivery.circuit_breaker.cooldown, 30s);
+  EXPECT_EQ(config->delivery.circuit_breaker.max_cooldown, 10min);
+  EXPECT_EQ(config->delivery.auto_disable_after, std::chrono::hours(24 * 5));
+}
+
 TEST(ConfigLoader, OmittedKeysKeepTheirDefaults) {
   const auto config = parse_config("webhooks: []\n", "t.yaml", fake_env());
   const Config defaults;

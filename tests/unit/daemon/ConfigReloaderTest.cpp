@@ -101,6 +101,37 @@ TEST_F(ConfigReloaderTest, AGoodFileIsAppliedAndReconciled) {
   EXPECT_GE(due.load(), 1);  // resumed deliveries wake the dispatcher
 }
 
+// A disable made at run time (SPEC §10) lies over every file read: the webhook is paused like
+// `enabled: false`, a reload keeps it so, and clearing it resumes the webhook.
+TEST_F(ConfigReloaderTest, RuntimeDisablesOutliveReloadsUntilCleared) {
+  write("127.0.0.1:8686", webhook("crm", true) + webhook("erp", true));
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});
+  reloader.restore_disabled(
+      {{"erp", {"the endpoint answered 410 Gone", "2026-01-01T00:00:00.000Z"}}});
+  const auto* erp = reloader.current()->find_webhook("erp");
+  ASSERT_NE(erp, nullptr);
+  EXPECT_FALSE(erp->enabled);
+  EXPECT_EQ(erp->disabled_reason, "the endpoint answered 410 Gone");
+  EXPECT_TRUE(reloader.current()->find_webhook("crm")->enabled);
+
+  reloader.set_disabled("crm", ConfigReloader::RuntimeDisable{"disabled by an operator", "t"});
+  EXPECT_FALSE(reloader.current()->find_webhook("crm")->enabled);
+  ASSERT_TRUE(reloader.reload().applied);
+  EXPECT_FALSE(reloader.current()->find_webhook("crm")->enabled);
+  EXPECT_FALSE(reloader.current()->find_webhook("erp")->enabled);
+  {
+    std::lock_guard lock(store_.mutex);
+    EXPECT_EQ(store_.calls, (std::vector<std::string>{"pause crm", "cancel all but crm erp",
+                                                      "pause crm", "pause erp"}));
+    store_.calls.clear();
+  }
+  reloader.set_disabled("erp", std::nullopt);
+  EXPECT_TRUE(reloader.current()->find_webhook("erp")->enabled);
+  EXPECT_FALSE(reloader.current()->find_webhook("erp")->disabled_reason);
+  std::lock_guard lock(store_.mutex);
+  EXPECT_EQ(store_.calls, (std::vector<std::string>{"resume erp"}));
+}
+
 TEST_F(ConfigReloaderTest, ABrokenFileIsRejectedWithItsProblemsAndTheOldConfigStays) {
   write("127.0.0.1:8686", webhook("crm", true));
   ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});

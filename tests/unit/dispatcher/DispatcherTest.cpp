@@ -82,8 +82,20 @@ class FakeStore : public store::DeliveryStore {
     done(st);
   }
 
+  void release_claimed(std::vector<store::DueDelivery> deliveries, WriteCallback done) override {
+    {
+      std::lock_guard lock(mutex);
+      for (auto it = deliveries.rbegin(); it != deliveries.rend(); ++it) {
+        due.push_front(std::move(*it));
+      }
+      released += deliveries.size();
+    }
+    done(WriteStatus::kOk);
+  }
+
   std::mutex mutex;
   std::condition_variable cv;
+  std::size_t released = 0;
   std::deque<store::DueDelivery> due;
   std::deque<WriteStatus> answers;  // for the next record_attempt calls (then kOk)
   std::vector<store::AttemptRecord> records;

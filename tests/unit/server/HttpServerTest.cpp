@@ -112,6 +112,24 @@ class FakeStore final : public store::Store {
     done(store::WriteStatus::kOk, 0);
   }
   [[nodiscard]] store::StoreStats stats() const override { return {}; }
+  void release_claimed(std::vector<store::DueDelivery>, WriteCallback done) override {
+    done(store::WriteStatus::kOk);
+  }
+  // HealthStore: not used by the server.
+  void set_webhook_disabled(std::string, std::optional<std::string>, common::TimePoint,
+                            std::function<void(store::WriteStatus)> done) override {
+    done(store::WriteStatus::kOk);
+  }
+  void recover_failed(std::string, common::TimePoint, common::TimePoint, common::TimePoint,
+                      std::function<void(store::WriteStatus, std::size_t)> done,
+                      std::function<void()>) override {
+    done(store::WriteStatus::kOk, 0);
+  }
+  std::vector<store::WebhookStateRow> webhook_states() override { return {}; }
+  std::vector<std::pair<std::string, std::optional<common::TimePoint>>> oldest_due(
+      const std::vector<std::string>&, common::TimePoint) override {
+    return {};
+  }
   std::optional<store::DeliveryRow> get_delivery(const std::string&) override {
     return std::nullopt;
   }

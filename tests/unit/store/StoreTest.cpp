@@ -140,7 +140,7 @@ TEST(StoreOpen, FreshFileGetsSchemaVersionAndWal) {
   EXPECT_EQ(query(db,
                   "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                   "WHERE type IN ('table','view') ORDER BY name)"),
-            "api_webhooks,attempts,deliveries,delivery_log,events");
+            "api_webhooks,attempts,deliveries,delivery_log,events,webhook_state");
   EXPECT_NE(query(db, "SELECT sql FROM sqlite_master WHERE name='deliveries_due'")
                 .find("status, next_attempt_at"),
             std::string::npos);
@@ -1016,6 +1016,167 @@ TEST(StoreDocs, DeliveryLogRecipesRunWithTheSqlite3Cli) {
   // Spot checks on the data behind the recipes.
   EXPECT_EQ(query(db, "SELECT count(*) FROM delivery_log"), std::to_string(claimed.size()));
   EXPECT_NE(query(db, "SELECT count(*) FROM deliveries WHERE status='failed'"), "0");
+}
+
+// ---- endpoint health (SPEC §10) ----
+
+AttemptRecord attempt_of(const DueDelivery& d, AttemptOutcome outcome, TimePoint at) {
+  AttemptRecord rec;
+  rec.delivery_id = d.delivery_id;
+  rec.delivery_rowid = d.rowid;
+  rec.webhook_id = d.webhook_id;
+  rec.attempt_number = d.attempt_count + 1;
+  rec.started_at = at;
+  rec.url = "https://x/hook";
+  rec.request_headers = "{}";
+  rec.response_status = outcome == AttemptOutcome::kSucceeded ? 200 : 500;
+  rec.outcome = outcome;
+  rec.new_status = outcome == AttemptOutcome::kSucceeded ? DeliveryStatus::kSucceeded
+                   : outcome == AttemptOutcome::kFailed  ? DeliveryStatus::kFailed
+                                                         : DeliveryStatus::kPending;
+  return rec;
+}
+
+TEST(StoreHealth, AttemptsKeepTheFailureStreakAndDisablesAreStored) {
+  TempDir dir;
+  const auto db = dir.file("h.db");
+  auto s = open(db);
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm"), pending("crm")})});
+  const auto c = claim(*s, {{"crm", 3}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(c.claimed[0], AttemptOutcome::kRetry, t0), cb);
+            }),
+            WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(c.claimed[1], AttemptOutcome::kFailed, t0 + 1s), cb);
+            }),
+            WriteStatus::kOk);
+  auto rows = s->webhook_states();
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].consecutive_failures, 2);
+  EXPECT_EQ(rows[0].first_failure_at, common::format_rfc3339_ms(t0));  // the first one stays
+  EXPECT_FALSE(rows[0].last_success_at);
+  EXPECT_FALSE(rows[0].disabled_reason);
+
+  // A disable is stored; a second one keeps the first reason and time.
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", "gone", t0 + 2s, cb); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", "later", t0 + 3s, cb); }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_EQ(rows[0].disabled_reason, "gone");
+  EXPECT_EQ(rows[0].disabled_at, common::format_rfc3339_ms(t0 + 2s));
+  // It survives a restart.
+  s->close();
+  s = open(db);
+  EXPECT_EQ(s->webhook_states().at(0).disabled_reason, "gone");
+
+  // Enabling clears the disable and the streak; a success resets the streak too.
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", std::nullopt, t0 + 4s, cb); }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_FALSE(rows[0].disabled_reason);
+  EXPECT_EQ(rows[0].consecutive_failures, 0);
+  EXPECT_FALSE(rows[0].first_failure_at);
+  s->recover_interrupted(common::now_ms());
+  const auto again = claim(*s, {{"crm", 1}});
+  ASSERT_EQ(again.claimed.size(), 1U);
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(again.claimed[0], AttemptOutcome::kSucceeded, t0 + 5s),
+                                cb);
+            }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_EQ(rows[0].last_success_at, common::format_rfc3339_ms(t0 + 5s));
+  EXPECT_EQ(rows[0].consecutive_failures, 0);
+}
+
+TEST(StoreHealth, ReleaseClaimedPutsThemBackUncountedWithTheirDueTime) {
+  TempDir dir;
+  const auto db = dir.file("h.db");
+  auto s = open(db);
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm")})});
+  const auto before = query(db, "SELECT group_concat(next_attempt_at) FROM deliveries");
+  auto c = claim(*s, {{"crm", 2}});
+  ASSERT_EQ(c.claimed.size(), 2U);
+  EXPECT_EQ(wait([&](auto cb) { s->release_claimed(c.claimed, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT group_concat(status || ':' || attempt_count) FROM deliveries"),
+            "pending:0,pending:0");
+  EXPECT_EQ(query(db, "SELECT group_concat(next_attempt_at) FROM deliveries"), before);
+  EXPECT_EQ(claim(*s, {{"crm", 2}}).claimed.size(), 2U);
+}
+
+TEST(StoreHealth, RecoverFailedMakesExactlyTheWindowDueInChunks) {
+  TempDir dir;
+  const auto db = dir.file("h.db");
+  StoreOptions o;
+  o.bulk_chunk = 2;
+  auto s = open(db, o);
+  // Five failed deliveries of crm, one a second apart, plus one of another webhook and one of
+  // crm that succeeded, all inside the window.
+  const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {pending("crm")}, t0 + i * 1s)});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  submit(*s, {event("evt_other", {pending("other"), pending("crm")}, t0 + 2s)});
+  for (const auto& d : claim(*s, {{"crm", 10}, {"other", 10}}).claimed) {
+    const bool ok = d.event_id == "evt_other" && d.webhook_id == "crm";
+    EXPECT_EQ(wait([&](auto cb) {
+                s->record_attempt(
+                    attempt_of(d, ok ? AttemptOutcome::kSucceeded : AttemptOutcome::kFailed, t0),
+                    cb);
+              }),
+              WriteStatus::kOk);
+  }
+  // created_at is the intake time of the row, not the event's: set it as the test needs.
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    for (int i = 0; i < 5; ++i) {
+      const auto sql = "UPDATE deliveries SET created_at = '" +
+                       common::format_rfc3339_ms(t0 + i * 1s) + "' WHERE id = '" + ids[i] + "'";
+      ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    }
+    ASSERT_EQ(sqlite3_exec(raw,
+                           ("UPDATE deliveries SET created_at = '" +
+                            common::format_rfc3339_ms(t0 + 2s) + "' WHERE event_id = 'evt_other'")
+                               .c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  std::promise<std::pair<WriteStatus, std::size_t>> done;
+  std::atomic<int> chunks{0};
+  s->recover_failed(
+      "crm", t0 + 1s, t0 + 4s, common::now_ms(),
+      [&](WriteStatus st, std::size_t n) {
+        done.set_value({st, n});
+      },
+      [&] { ++chunks; });
+  const auto [st, n] = done.get_future().get();
+  EXPECT_EQ(st, WriteStatus::kOk);
+  EXPECT_EQ(n, 3U);  // ids 1, 2, 3: [since, until) excludes 4; the succeeded one stays
+  EXPECT_EQ(chunks, 2);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE id = '" + ids[i] + "'"),
+              i >= 1 && i <= 3 ? "pending" : "failed")
+        << i;
+  }
+  EXPECT_EQ(query(db, "SELECT status FROM deliveries WHERE webhook_id = 'other'"), "failed");
+  EXPECT_EQ(query(db,
+                  "SELECT status FROM deliveries WHERE event_id = 'evt_other' AND "
+                  "webhook_id = 'crm'"),
+            "succeeded");
+  // Oldest first, and attempt_count kept (the next attempt is counted).
+  const auto c = claim(*s, {{"crm", 10}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  EXPECT_EQ(c.claimed[0].delivery_id, ids[1]);
+  EXPECT_EQ(c.claimed[2].delivery_id, ids[3]);
+  EXPECT_EQ(c.claimed[0].attempt_count, 1);
 }
 
 }  // namespace
