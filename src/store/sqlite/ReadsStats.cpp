@@ -44,7 +44,7 @@ std::vector<WebhookAttemptStats> SqliteStore::attempt_stats_since(TimePoint sinc
     // The delivery's webhook is one primary-key lookup per attempt in the window.
     StatementScope q(
         c.cached("SELECT d.webhook_id, a.outcome, a.duration_ms FROM attempts a "
-                 "JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= ?1"));
+                 "CROSS JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= ?1"));
     q->bind(1, common::format_rfc3339_ms(since));
     std::map<std::string, std::pair<WebhookAttemptStats, std::vector<std::int64_t>>> by_webhook;
     while (q->step()) {
@@ -72,10 +72,13 @@ std::vector<AttemptMinute> SqliteStore::attempts_per_minute(
     TimePoint since, const std::optional<std::string>& webhook_id) {
   return readers_.read("attempts per minute", [&](Connection& c) {
     // Index order is time order, so minutes are grouped here as they stream by (no temporary
-    // b-tree for a GROUP BY).
+    // b-tree for a GROUP BY). CROSS JOIN keeps attempts the outer loop: left to itself the
+    // planner starts from the webhook's deliveries (deliveries_webhook_due) and reads every
+    // attempt they ever had: 0.65 s instead of 0.05 s for a day in a log of a million
+    // deliveries (bench/console-latency).
     StatementScope q(
         c.cached(webhook_id ? "SELECT a.started_at, a.outcome FROM attempts a "
-                              "JOIN deliveries d ON d.id = a.delivery_id "
+                              "CROSS JOIN deliveries d ON d.id = a.delivery_id "
                               "WHERE a.started_at >= ?1 AND d.webhook_id = ?2 ORDER BY a.started_at"
                             : "SELECT started_at, outcome FROM attempts WHERE started_at >= ?1 "
                               "ORDER BY started_at"));

@@ -169,7 +169,7 @@ TEST_F(StatsTest, AttemptsPerMinute) {
 TEST_F(StatsTest, QueriesUseTheStartedAtIndex) {
   const auto per_webhook = plan(
       "SELECT d.webhook_id, a.outcome, a.duration_ms FROM attempts a "
-      "JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= '2026-01-01'");
+      "CROSS JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= '2026-01-01'");
   EXPECT_NE(per_webhook.find("SEARCH a USING COVERING INDEX attempts_started_at (started_at>?)"),
             std::string::npos)
       << per_webhook;
@@ -183,6 +183,20 @@ TEST_F(StatsTest, QueriesUseTheStartedAtIndex) {
             std::string::npos)
       << per_minute;
   EXPECT_EQ(per_minute.find("TEMP B-TREE"), std::string::npos) << per_minute;
+  const auto one_webhook = plan(
+      "SELECT a.started_at, a.outcome FROM attempts a CROSS JOIN deliveries d "
+      "ON d.id = a.delivery_id WHERE a.started_at >= '2026-01-01' AND d.webhook_id = 'crm' "
+      "ORDER BY a.started_at");
+  EXPECT_NE(one_webhook.find("SEARCH a USING COVERING INDEX attempts_started_at"),
+            std::string::npos)
+      << one_webhook;
+  EXPECT_EQ(one_webhook.find("TEMP B-TREE"), std::string::npos) << one_webhook;
+  // A webhook's page: its newest deliveries in index order, not a sort of all of them.
+  const auto newest = plan(
+      "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id "
+      "WHERE 1 AND d.webhook_id = 'crm' ORDER BY d.id DESC LIMIT 50");
+  EXPECT_NE(newest.find("deliveries_webhook_newest"), std::string::npos) << newest;
+  EXPECT_EQ(newest.find("TEMP B-TREE"), std::string::npos) << newest;
 }
 
 }  // namespace
