@@ -145,7 +145,7 @@ async function main() {
     await page.setViewport({ width: 1100, height: 760 });
     const problems = [];
     page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(m.type() + ': ' + m.text());
+      if (m.type() === 'error') problems.push('console error: ' + m.text());
     });
     page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
     page.on('requestfailed', (r) => problems.push('request failed: ' + r.url()));
@@ -246,6 +246,21 @@ async function main() {
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
     assert.equal(await page.$$eval('#main img, #main script, #main b', (n) => n.length), 0);
     assert.deepEqual(problems, []);
+
+    // The policy is enforced, not only sent: an inline script injected now is refused.
+    await page.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__inline = 1';
+      document.body.appendChild(s);
+    });
+    assert.equal(await page.evaluate(() => window.__inline), undefined);
+    await waitFor('the CSP violation report', () => problems.some((p) => /Content Security Policy/.test(p)), 5000);
+
+    // Forget token: back to the prompt alone, and the token is gone from the tab.
+    await page.click('#forget');
+    await page.waitForSelector('#token-form:not([hidden])');
+    assert.equal(await page.$eval('#main', (e) => e.hidden && e.childElementCount === 0), true);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('relayd.token')), null);
 
     // The console's files are plain GETs with the same policy; unknown ones are 404.
     const js = await fetch(base + '/ui/console.js');
