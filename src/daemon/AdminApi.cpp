@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "Console.hpp"
+#include "StatsApi.hpp"
 #include "WebhookStateJson.hpp"
 #include "relay/common/EventTypes.hpp"
 #include "relay/common/Ids.hpp"
@@ -437,6 +439,12 @@ void AdminApi::set_health_api(HealthApi& health) {
 void AdminApi::register_routes(server::HttpServer& server) {
   auto impl = impl_;
   impl->connection_stats = [&server] { return server.connection_stats(); };
+  // The web console and its aggregates (SPEC §12) live in their own files.
+  register_console_routes(server);
+  register_stats_routes(server, impl->store,
+                        [impl](Respond respond, std::function<Response()> work) {
+                          impl->blocking(std::move(respond), std::move(work));
+                        });
   // The server checks the bearer token of every protected route (HttpServer::add_route).
   server.add_route("GET", "/metrics", [impl](Request, Respond respond) {
     impl->blocking(std::move(respond), [impl] { return impl->metrics_text(); });

@@ -154,6 +154,22 @@ class AdminStore {
     throw StoreError("get_event(" + id + ") is not supported by this store");
   }
 
+  /// Per webhook, the attempts started at or after `since` (webhooks without any are absent).
+  /// Cost grows with the attempts in the window, not with the table (a range of the
+  /// started_at index). Not pure, like get_event; this default throws StoreError.
+  virtual std::vector<WebhookAttemptStats> attempt_stats_since(common::TimePoint since) {
+    (void)since;
+    throw StoreError("attempt_stats_since is not supported by this store");
+  }
+  /// Attempts per minute by outcome from `since` on, oldest first, minutes without attempts
+  /// left out; only `webhook_id`'s when given. Not pure; this default throws StoreError.
+  virtual std::vector<AttemptMinute> attempts_per_minute(
+      common::TimePoint since, const std::optional<std::string>& webhook_id) {
+    (void)since;
+    (void)webhook_id;
+    throw StoreError("attempts_per_minute is not supported by this store");
+  }
+
   // ---- API-managed webhooks (SPEC §11) ----
   // Not pure, so that test doubles need not provide them; the defaults refuse.
   /// Inserts (create=true; `exists` when the id is taken) or replaces (create=false; `exists`

@@ -168,4 +168,25 @@ struct DeliveryFilter {
   int limit = 50;
 };
 
+// ---- admin aggregates (the web console, SPEC §12) ----
+
+/// Attempts of one webhook started in a time window, by outcome, with latency percentiles.
+struct WebhookAttemptStats {
+  std::string webhook_id;
+  std::int64_t attempts = 0;
+  std::int64_t succeeded = 0;
+  std::int64_t retry = 0;
+  std::int64_t failed = 0;
+  std::optional<std::int64_t> p50_ms;  // nearest-rank over duration_ms; none without attempts
+  std::optional<std::int64_t> p99_ms;
+};
+
+/// Attempts started in one minute ("2026-05-01T12:34", UTC), by outcome.
+struct AttemptMinute {
+  std::string minute;
+  std::int64_t succeeded = 0;
+  std::int64_t retry = 0;
+  std::int64_t failed = 0;
+};
+
 }  // namespace relay::store

@@ -50,6 +50,9 @@ class SqliteStore final : public Store {
                        std::function<void(WriteStatus, bool)> done) override;
   void delete_api_webhook(std::string id, std::function<void(WriteStatus, bool)> done) override;
   std::vector<StoredWebhook> list_api_webhooks() override;
+  std::vector<WebhookAttemptStats> attempt_stats_since(common::TimePoint since) override;
+  std::vector<AttemptMinute> attempts_per_minute(
+      common::TimePoint since, const std::optional<std::string>& webhook_id) override;
   // MaintenanceStore
   std::size_t recover_interrupted(common::TimePoint now) override;
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,

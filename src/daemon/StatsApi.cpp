@@ -1,0 +1,115 @@
+#include "StatsApi.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "relay/common/Time.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::daemon {
+
+using nlohmann::json;
+using server::Request;
+using server::Response;
+
+namespace {
+
+Response json_response(int status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+Response error_response(int status, const std::string& code, const std::string& message) {
+  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+std::optional<std::string> query_value(const Request& req, const std::string& name) {
+  for (const auto& [k, v] : req.query) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+json window_json(const store::WebhookAttemptStats* s) {
+  if (s == nullptr) {
+    return {{"attempts", 0},           {"succeeded", 0},    {"retry", 0},       {"failed", 0},
+            {"success_rate", nullptr}, {"p50_ms", nullptr}, {"p99_ms", nullptr}};
+  }
+  const auto opt = [](const std::optional<std::int64_t>& v) { return v ? json(*v) : json(); };
+  return {{"attempts", s->attempts},
+          {"succeeded", s->succeeded},
+          {"retry", s->retry},
+          {"failed", s->failed},
+          {"success_rate", s->attempts > 0 ? json(static_cast<double>(s->succeeded) /
+                                                  static_cast<double>(s->attempts))
+                                           : json()},
+          {"p50_ms", opt(s->p50_ms)},
+          {"p99_ms", opt(s->p99_ms)}};
+}
+
+Response webhook_stats(store::AdminStore& store) {
+  const auto now = common::now_ms();
+  const auto hour = store.attempt_stats_since(now - std::chrono::hours(1));
+  const auto day = store.attempt_stats_since(now - std::chrono::hours(24));
+  json list = json::array();
+  // Every webhook with an attempt in the day has its row; the hour's may be missing.
+  for (const auto& d : day) {
+    const store::WebhookAttemptStats* h = nullptr;
+    for (const auto& candidate : hour) {
+      if (candidate.webhook_id == d.webhook_id) h = &candidate;
+    }
+    list.push_back(
+        {{"id", d.webhook_id}, {"last_hour", window_json(h)}, {"last_day", window_json(&d)}});
+  }
+  return json_response(200, {{"generated_at", common::format_rfc3339_ms(now)}, {"webhooks", list}});
+}
+
+Response attempts_per_minute(store::AdminStore& store, const Request& req) {
+  int hours = 24;
+  if (const auto text = query_value(req, "hours")) {
+    const auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), hours);
+    if (ec != std::errc() || p != text->data() + text->size() || hours < 1 || hours > 24) {
+      return error_response(400, "invalid_request", "hours must be an integer from 1 to 24");
+    }
+  }
+  const auto webhook = query_value(req, "webhook");
+  if (webhook && webhook->empty()) {
+    return error_response(400, "invalid_request", "webhook must not be empty");
+  }
+  const auto now = common::now_ms();
+  const auto since = now - std::chrono::hours(hours);
+  json minutes = json::array();
+  for (const auto& m : store.attempts_per_minute(since, webhook)) {
+    minutes.push_back({{"minute", m.minute + ":00Z"},
+                       {"succeeded", m.succeeded},
+                       {"retry", m.retry},
+                       {"failed", m.failed}});
+  }
+  return json_response(200, {{"since", common::format_rfc3339_ms(since)},
+                             {"until", common::format_rfc3339_ms(now)},
+                             {"webhook", webhook ? json(*webhook) : json()},
+                             {"minutes", minutes}});
+}
+
+}  // namespace
+
+void register_stats_routes(server::HttpServer& server, store::AdminStore& store,
+                           BlockingRunner blocking) {
+  server.add_route("GET", "/v1/stats/webhooks",
+                   [&store, blocking](Request, std::function<void(Response)> respond) {
+                     blocking(std::move(respond), [&store] { return webhook_stats(store); });
+                   });
+  server.add_route("GET", "/v1/stats/attempts",
+                   [&store, blocking](Request req, std::function<void(Response)> respond) {
+                     blocking(std::move(respond), [&store, req = std::move(req)] {
+                       return attempts_per_minute(store, req);
+                     });
+                   });
+}
+
+}  // namespace relay::daemon
