@@ -57,7 +57,9 @@ void print_config_summary(const Config& config, std::ostream& out) {
   for (const auto& w : config.webhooks) {
     // id, url (query values redacted), events, enabled only: never the secret or header values.
     out << "  - " << w.id << ": " << common::redact_url(w.url) << " events=[" << join(w.events)
-        << "] enabled=" << (w.enabled ? "true" : "false") << '\n';
+        << "] enabled=" << (w.enabled ? "true" : "false");
+    if (w.ca_file) out << " ca_file=" << *w.ca_file;
+    out << '\n';
   }
 }
 

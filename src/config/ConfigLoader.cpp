@@ -22,7 +22,9 @@
 
 #include "YamlReader.hpp"
 #include "relay/common/Ascii.hpp"
+#include "relay/common/EventTypes.hpp"
 #include "relay/common/HeaderNames.hpp"
+#include "relay/common/Suggest.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/common/Url.hpp"
 
@@ -523,7 +525,7 @@ class Loader : private yaml::Reader {
     const auto s =
         check_keys(std::move(raw), name, node.Mark(),
                    {"id", "url", "secret", "secret_file", "signature", "previous_secrets", "events",
-                    "enabled", "max_queued", "headers", "allow_insecure_http"});
+                    "enabled", "max_queued", "headers", "allow_insecure_http", "ca_file"});
 
     WebhookConfig w;
     if (id_entry == nullptr) add(s.mark, name + ": missing required key 'id'");
@@ -569,6 +571,9 @@ class Loader : private yaml::Reader {
       }
     }
     if (const auto* e = s.get("headers")) headers(*e, s.key_path("headers"), w);
+    if (const auto* e = s.get("ca_file")) {
+      if (auto p = readable_file(*e, s.key_path("ca_file"))) w.ca_file = *p;
+    }
     if (problem_count() != problems_before) return std::nullopt;
     return w;
   }
@@ -709,6 +714,16 @@ class Loader : private yaml::Reader {
     }
   }
 
+  /// What an `events:` item may be: a type of the catalogue, a group, or "*".
+  static const std::vector<std::string_view>& event_names() {
+    static const std::vector<std::string_view> names = [] {
+      std::vector<std::string_view> v(common::kEventTypes.begin(), common::kEventTypes.end());
+      for (const char* g : {"ticket.*", "message.*", "customer.*", "sla.*"}) v.emplace_back(g);
+      return v;
+    }();
+    return names;
+  }
+
   void events(const Entry& e, const std::string& path, WebhookConfig& w) {
     if (!e.value.IsSequence() || e.value.size() == 0) {
       add(e.value_mark(), path +
@@ -731,11 +746,13 @@ class Loader : private yaml::Reader {
           w.events.push_back(*v);
         } else {
           add(mark, path + ": unknown event group '" + *v +
-                        "' (groups: ticket.*, message.*, customer.*, sla.*)");
+                        "' (groups: ticket.*, message.*, customer.*, sla.*)" +
+                        common::did_you_mean(*v, event_names()));
         }
         continue;
       }
-      add(mark, path + ": unknown event type '" + *v + "'");
+      add(mark,
+          path + ": unknown event type '" + *v + "'" + common::did_you_mean(*v, event_names()));
     }
   }
 

@@ -89,6 +89,9 @@ struct WebhookConfig {
   std::size_t max_queued = 10000;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
   bool allow_insecure_http = false;
+  /// A PEM file of CAs trusted for this webhook's receiver, in addition to delivery.ca_file
+  /// (never instead of it). Read when the daemon starts and at every reload.
+  std::optional<std::string> ca_file;
 
   /// True when `event_type` matches one of `events`: "*" matches everything, "group.*" every
   /// type starting with "group.", anything else only itself. Thread-safe (const).
