@@ -32,6 +32,9 @@ Usage:
                                           once applied, 1 with the reasons if rejected; with
                                           --pid (the unit's $MAINPID) a changed token file is
                                           applied by SIGHUP to PID
+  relayd reload --dry-run [ADMIN]         show what reloading the daemon's config file would
+                                          change (webhooks, deliveries cancelled or paused,
+                                          keys needing a restart); applies nothing
   relayd gen-secret                       print a new secret: whsec_ + base64 of 32 random bytes
   relayd receive --port N --secret S [--secret S2] [--scheme relay|standard] [--status N]
                                           a local receiver for development: verifies each
@@ -57,6 +60,7 @@ struct Parsed {
   std::optional<std::string> url;
   std::optional<std::string> token_file;
   std::optional<std::string> pid;
+  bool dry_run = false;
 };
 
 bool is_admin_command(const std::string& command) {
@@ -159,6 +163,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
     } else if (a == "--pid" || a.rfind("--pid=", 0) == 0) {
       if (!take_value(p.pid, "--pid")) return usage_error(err, "--pid needs a process id");
+    } else if (a == "--dry-run") {
+      p.dry_run = true;
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -174,6 +180,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   const AdminOptions admin{p.config.value_or(kDefaultConfig), p.url, p.token_file};
   if (p.pid && p.command != "reload") return usage_error(err, "--pid is only for reload");
+  if (p.dry_run && p.command != "reload") return usage_error(err, "--dry-run is only for reload");
+  if (p.dry_run && p.pid) return usage_error(err, "--dry-run and --pid do not go together");
   if (p.command == "serve") {
     if (!p.positional.empty())
       return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
@@ -210,6 +218,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
       pid = n;
     }
+    if (p.dry_run) return reload_dry_run(admin, out, err);
     return reload(admin, pid, out, err);
   }
   if (p.command == "gen-secret") {

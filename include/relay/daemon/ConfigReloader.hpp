@@ -26,6 +26,16 @@ struct ReloadOutcome {
   std::size_t webhooks = 0;  // in the configuration now in effect
 };
 
+/// What a reload would do, without doing it (`relayd reload --dry-run`). `problems` non-empty:
+/// the file would be rejected. Else `next` is the file's configuration and `current` the one in
+/// effect, for the caller to compare.
+struct ReloadPreview {
+  std::vector<std::string> problems;
+  std::vector<std::string> warnings;  // as a reload would log them (secret file modes)
+  std::shared_ptr<const config::Config> current;
+  std::shared_ptr<const config::Config> next;
+};
+
 /// Owns the configuration in effect and replaces it from the file: SIGHUP, and any other
 /// trigger (an admin route, a command) call reload(). A new configuration is swapped in as a
 /// whole (`shared_ptr<const Config>`), logging is reconfigured, and the stored deliveries are
@@ -46,6 +56,10 @@ class ConfigReloader {
 
   /// Reads the file again and applies it, or rejects it; logs the outcome either way.
   ReloadOutcome reload();
+
+  /// Reads the file like reload() but applies nothing and logs nothing. Any thread but an I/O
+  /// thread.
+  [[nodiscard]] ReloadPreview preview() const;
 
  private:
   std::string path_;
