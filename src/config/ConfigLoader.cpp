@@ -572,7 +572,20 @@ class Loader : private yaml::Reader {
     }
     if (const auto* e = s.get("headers")) headers(*e, s.key_path("headers"), w);
     if (const auto* e = s.get("ca_file")) {
-      if (auto p = readable_file(*e, s.key_path("ca_file"))) w.ca_file = *p;
+      // Checked here, not at the first attempt: a wrong file (a key, a DER file) would
+      // otherwise show up only as failing deliveries.
+      if (auto p = readable_file(*e, s.key_path("ca_file"))) {
+        std::string error;
+        const auto pem = read_file(*p, kMaxConfigFileBytes, error);
+        if (!pem) {
+          add(e->value_mark(), s.key_path("ca_file") + ": cannot read '" + *p + "': " + error);
+        } else if (pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+          add(e->value_mark(), s.key_path("ca_file") + ": '" + *p +
+                                   "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        } else {
+          w.ca_file = *p;
+        }
+      }
     }
     if (problem_count() != problems_before) return std::nullopt;
     return w;

@@ -2,6 +2,8 @@
 // of the product (operators grep it, check-config prints it): change it deliberately.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -432,6 +434,18 @@ TEST(ConfigErrors, UnquotedStarSaysToQuoteIt) {
                      "    events: [*]\n"),
             (Lines{"t.yaml:5:14: an unquoted * starts a YAML alias: quote it, as in events: "
                    "[\"*\"]"}));
+}
+
+TEST(ConfigErrors, WebhookCaFileMustHoldAPemCertificate) {
+  const auto path = std::filesystem::temp_directory_path() / "relay-not-a-ca.pem";
+  std::ofstream(path) << "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+  const auto lines = problems(kHooks + "    ca_file: " + path.string() + "\n");
+  std::filesystem::remove(path);
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_NE(lines[0].find("webhooks[crm].ca_file: '" + path.string() +
+                          "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            std::string::npos)
+      << lines[0];
 }
 
 TEST(ConfigErrors, WebhookCaFileMustBeReadable) {
