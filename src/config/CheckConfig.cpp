@@ -72,6 +72,7 @@ void print_config_summary(const Config& config, std::ostream& out) {
       out << " previous_secret_until=" << common::format_rfc3339_s(p.expires)
           << (p.expires <= common::now_ms() ? "(expired)" : "");
     }
+    if (w.ca_file) out << " ca_file=" << *w.ca_file;
     out << '\n';
   }
 }

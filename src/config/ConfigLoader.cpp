@@ -24,7 +24,9 @@
 
 #include "YamlReader.hpp"
 #include "relay/common/Ascii.hpp"
+#include "relay/common/EventTypes.hpp"
 #include "relay/common/HeaderNames.hpp"
+#include "relay/common/Suggest.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/common/Url.hpp"
 
@@ -589,7 +591,7 @@ class Loader : private yaml::Reader {
     const auto s =
         check_keys(std::move(raw), name, node.Mark(),
                    {"id", "url", "secret", "secret_file", "signature", "previous_secrets", "events",
-                    "enabled", "max_queued", "headers", "allow_insecure_http"});
+                    "enabled", "max_queued", "headers", "allow_insecure_http", "ca_file"});
 
     WebhookConfig w;
     if (id_entry == nullptr) add(s.mark, at(name, "missing required key 'id'"));
@@ -635,6 +637,22 @@ class Loader : private yaml::Reader {
       }
     }
     if (const auto* e = s.get("headers")) headers(*e, s.key_path("headers"), w);
+    if (const auto* e = s.get("ca_file")) {
+      // Checked here, not at the first attempt: a wrong file (a key, a DER file) would
+      // otherwise show up only as failing deliveries.
+      if (auto p = readable_file(*e, s.key_path("ca_file"))) {
+        std::string error;
+        const auto pem = read_file(*p, kMaxConfigFileBytes, error);
+        if (!pem) {
+          add(e->value_mark(), s.key_path("ca_file") + ": cannot read '" + *p + "': " + error);
+        } else if (pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+          add(e->value_mark(), s.key_path("ca_file") + ": '" + *p +
+                                   "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        } else {
+          w.ca_file = *p;
+        }
+      }
+    }
     if (problem_count() != problems_before) return std::nullopt;
     return w;
   }
@@ -776,6 +794,16 @@ class Loader : private yaml::Reader {
     }
   }
 
+  /// What an `events:` item may be: a type of the catalogue, a group, or "*".
+  static const std::vector<std::string_view>& event_names() {
+    static const std::vector<std::string_view> names = [] {
+      std::vector<std::string_view> v(common::kEventTypes.begin(), common::kEventTypes.end());
+      for (const char* g : {"ticket.*", "message.*", "customer.*", "sla.*"}) v.emplace_back(g);
+      return v;
+    }();
+    return names;
+  }
+
   void events(const Entry& e, const std::string& path, WebhookConfig& w) {
     if (!e.value.IsSequence() || e.value.size() == 0) {
       add(e.value_mark(), path +
@@ -800,11 +828,13 @@ class Loader : private yaml::Reader {
           w.events.push_back(*v);
         } else {
           add(mark, item_path + ": unknown event group '" + *v +
-                        "' (groups: ticket.*, message.*, customer.*, sla.*)");
+                        "' (groups: ticket.*, message.*, customer.*, sla.*)" +
+                        common::did_you_mean(*v, event_names()));
         }
         continue;
       }
-      add(mark, item_path + ": unknown event type '" + *v + "'");
+      add(mark,
+          item_path + ": unknown event type '" + *v + "'" + common::did_you_mean(*v, event_names()));
     }
   }
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "relay/common/Ascii.hpp"
+#include "relay/common/Suggest.hpp"
 
 namespace relay::config::yaml {
 namespace {
@@ -75,11 +76,19 @@ YAML::Node Reader::parse(std::string_view text) {
     if (const auto second = second_document(owned)) {
       add(*second, "expected one YAML document, found more ('---')");
     }
-  } catch (const YAML::ParserException& e) {
-    add(e.mark, "YAML syntax error: " + e.msg);
-    fail();
   } catch (const YAML::Exception& e) {
-    add(e.mark, "YAML error: " + e.msg);
+    // yaml-cpp reads an unquoted `*` (as in `events: [*]`) as an alias with no name: say what
+    // to do instead of "alias not found after *".
+    if (e.msg.find("alias not found") != std::string::npos) {
+      // yaml-cpp marks the character after the `*`: point at the `*` itself.
+      auto at = e.mark;
+      if (at.column > 0) --at.column;
+      add(at, "an unquoted * starts a YAML alias: quote it, as in events: [\"*\"]");
+    } else if (dynamic_cast<const YAML::ParserException*>(&e) != nullptr) {
+      add(e.mark, "YAML syntax error: " + e.msg);
+    } else {
+      add(e.mark, "YAML error: " + e.msg);
+    }
     fail();
   }
   return root;
@@ -127,7 +136,9 @@ Section Reader::check_keys(std::vector<Entry> raw, std::string path, const YAML:
       continue;
     }
     if (std::find(allowed.begin(), allowed.end(), e.key) == allowed.end()) {
-      add(e.key_node.Mark(), "unknown key '" + e.key + "' " + s.where());
+      const std::vector<std::string_view> known(allowed.begin(), allowed.end());
+      add(e.key_node.Mark(),
+          "unknown key '" + e.key + "' " + s.where() + common::did_you_mean(e.key, known));
       continue;
     }
     if (const auto* first = s.get(e.key)) {

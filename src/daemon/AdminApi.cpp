@@ -336,22 +336,50 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
         respond(error_response(405, "method_not_allowed", "use POST"));
         return;
       }
-      store.redeliver(id, common::now_ms(),
-                      [self = shared_from_this(), id, respond = std::move(respond)](
-                          store::WriteStatus st, bool found) {
-                        if (st != store::WriteStatus::kOk) {
-                          respond(error_response(503, "storage_unavailable",
-                                                 "the database cannot be written right now"));
-                        } else if (!found) {
-                          respond(error_response(404, "not_found", "no delivery '" + id + "'"));
-                        } else {
-                          self->dispatcher.notify();
-                          respond(json_response(202, {{"id", id}, {"status", "pending"}}));
-                        }
-                      });
+      // A delivery of a webhook no longer configured would sit pending forever: the
+      // dispatcher only claims for configured webhooks. Look it up first (a read: off the I/O
+      // thread), then ask the writer.
+      net::post(readers, [self = shared_from_this(), id, respond = std::move(respond)]() mutable {
+        std::optional<store::DeliveryRow> row;
+        try {
+          row = self->store.get_delivery(id);
+        } catch (const std::exception& e) {
+          spdlog::error("admin API: {}", e.what());
+          respond(error_response(500, "internal_error", "the request could not be served"));
+          return;
+        }
+        if (!row) {
+          respond(error_response(404, "not_found", "no delivery '" + id + "'"));
+          return;
+        }
+        if (self->config()->find_webhook(row->webhook_id) == nullptr) {
+          respond(error_response(409, "webhook_removed",
+                                 "delivery '" + id + "' belongs to webhook '" + row->webhook_id +
+                                     "', which is no longer in the configuration; add it back "
+                                     "(and reload) to deliver it again"));
+          return;
+        }
+        self->redeliver_now(id, std::move(respond));
+      });
       return;
     }
     respond(error_response(404, "not_found", "no such resource"));
+  }
+
+  void redeliver_now(const std::string& id, Respond respond) {
+    store.redeliver(id, common::now_ms(),
+                    [self = shared_from_this(), id, respond = std::move(respond)](
+                        store::WriteStatus st, bool found) {
+                      if (st != store::WriteStatus::kOk) {
+                        respond(error_response(503, "storage_unavailable",
+                                               "the database cannot be written right now"));
+                      } else if (!found) {
+                        respond(error_response(404, "not_found", "no delivery '" + id + "'"));
+                      } else {
+                        self->dispatcher.notify();
+                        respond(json_response(202, {{"id", id}, {"status", "pending"}}));
+                      }
+                    });
   }
 
   void route_webhook(const Request& req, Respond respond) {
@@ -376,7 +404,10 @@ struct AdminApi::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     if (req.method != "POST") {
-      respond(error_response(405, "method_not_allowed", "use POST"));
+      auto r = error_response(405, "method_not_allowed",
+                              req.method + " is not allowed here (allowed: POST)");
+      r.headers.emplace_back("Allow", "POST");
+      respond(std::move(r));
       return;
     }
     const auto cfg = config();
@@ -453,6 +484,8 @@ void AdminApi::register_routes(server::HttpServer& server) {
     impl->blocking(std::move(respond),
                    [impl, req = std::move(req)] { return impl->webhooks_json(req); });
   });
+  // GET, PATCH and DELETE under /v1/webhooks/ are WebhookApi's (it answers 404 for a path that
+  // is no resource, and 405 + Allow: POST for GET on an action).
   server.add_route("POST", "/v1/webhooks/", [impl](Request req, Respond respond) {
     impl->route_webhook(req, std::move(respond));
   });

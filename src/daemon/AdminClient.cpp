@@ -298,6 +298,11 @@ int reload(const AdminOptions& options, std::optional<pid_t> pid, std::ostream& 
       out << "reload: configuration applied";
       if (j.is_object() && j.contains("webhooks")) out << " (" << j["webhooks"] << " webhooks)";
       out << '\n';
+      if (j.is_object() && j.contains("warnings") && j["warnings"].is_array()) {
+        for (const auto& w : j["warnings"]) {
+          if (w.is_string()) err << "warning: " << w.get<std::string>() << '\n';
+        }
+      }
       return 0;
     }
     if (reply.status == 401 && pid && !target.token.empty()) {

@@ -38,6 +38,9 @@ Usage:
                                           2026-01-15T00:00:00Z; until defaults to now)
   relayd enable WEBHOOK_ID [ADMIN]        clear relayd's disable; paused deliveries resume
   relayd disable WEBHOOK_ID [ADMIN]       pause the webhook's deliveries until `enable`
+  relayd reload --dry-run [ADMIN]         show what reloading the daemon's config file would
+                                          change (webhooks, deliveries cancelled or paused,
+                                          keys needing a restart); applies nothing
   relayd gen-secret                       print a new secret: whsec_ + base64 of 32 random bytes
   relayd receive --port N --secret S [--secret S2] [--scheme relay|standard] [--status N]
                                           a local receiver for development: verifies each
@@ -65,6 +68,7 @@ struct Parsed {
   std::optional<std::string> pid;
   std::optional<std::string> since;
   std::optional<std::string> until;
+  bool dry_run = false;
 };
 
 bool is_admin_command(const std::string& command) {
@@ -172,6 +176,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (!take_value(p.since, "--since")) return usage_error(err, "--since needs a time");
     } else if (a == "--until" || a.rfind("--until=", 0) == 0) {
       if (!take_value(p.until, "--until")) return usage_error(err, "--until needs a time");
+    } else if (a == "--dry-run") {
+      p.dry_run = true;
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(err, "unknown option '" + a + "'");
     } else {
@@ -192,6 +198,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   const AdminOptions admin{p.config.value_or(kDefaultConfig), p.url, p.token_file};
   if (p.pid && p.command != "reload") return usage_error(err, "--pid is only for reload");
+  if (p.dry_run && p.command != "reload") return usage_error(err, "--dry-run is only for reload");
+  if (p.dry_run && p.pid) return usage_error(err, "--dry-run and --pid do not go together");
   if (p.command == "serve") {
     if (!p.positional.empty())
       return usage_error(err, "unexpected argument '" + p.positional[0] + "'");
@@ -228,6 +236,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
       pid = n;
     }
+    if (p.dry_run) return reload_dry_run(admin, out, err);
     return reload(admin, pid, out, err);
   }
   if (p.command == "recover") {

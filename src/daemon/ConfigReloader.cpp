@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ConfigDiff.hpp"
 #include "Reconcile.hpp"
 #include "relay/config/ConfigLoader.hpp"
 #include "relay/config/FileModes.hpp"
@@ -19,8 +20,13 @@ ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::C
       on_due_(std::move(on_due)) {}
 
 std::shared_ptr<const config::Config> ConfigReloader::effective() const {
-  if (disabled_.empty() && api_webhooks_.empty()) return file_;
-  auto c = std::make_shared<config::Config>(*file_);
+  return compose(file_);
+}
+
+std::shared_ptr<const config::Config> ConfigReloader::compose(
+    const std::shared_ptr<const config::Config>& file) const {
+  if (disabled_.empty() && api_webhooks_.empty()) return file;
+  auto c = std::make_shared<config::Config>(*file);
   c->webhooks.insert(c->webhooks.end(), api_webhooks_.begin(), api_webhooks_.end());
   for (auto& wh : c->webhooks) {
     const auto it = disabled_.find(wh.id);
@@ -117,13 +123,10 @@ ReloadOutcome ConfigReloader::reload() {
     }
   }
   const auto old = current();
-  if (next->server.listen != old->server.listen || next->storage.path != old->storage.path ||
-      next->server.tls_cert != old->server.tls_cert ||
-      next->server.tls_key != old->server.tls_key ||
-      next->delivery.ca_file != old->delivery.ca_file) {
-    outcome.warnings.emplace_back(
-        "server.listen, TLS files, storage.path and delivery.ca_file take effect only after a "
-        "restart");
+  if (const auto keys = restart_only_changes(*old, *next); !keys.empty()) {
+    // Name only what changed: an operator who moved the database should not hunt for a
+    // listen-address change that is not there.
+    outcome.warnings.push_back(restart_warning(keys));
     spdlog::warn("reload: {}", outcome.warnings.back());
   }
   configure_logging(next->logging);
@@ -142,6 +145,28 @@ ReloadOutcome ConfigReloader::reload() {
   outcome.webhooks = current()->webhooks.size();
   spdlog::info("reload: configuration applied ({} webhooks)", outcome.webhooks);
   return outcome;
+}
+
+ReloadPreview ConfigReloader::preview() const {
+  ReloadPreview preview;
+  preview.current = current();
+  try {
+    preview.next = config::load_config_file(path_);
+  } catch (const config::ConfigError& e) {
+    for (const auto& p : e.problems()) preview.problems.push_back(p.to_string());
+    return preview;
+  }
+  if (const auto keys = restart_only_changes(*preview.current, *preview.next); !keys.empty()) {
+    preview.warnings.push_back(restart_warning(keys));
+  }
+  for (const auto& w : config::secret_file_warnings(*preview.next)) preview.warnings.push_back(w);
+  // Compared as a reload would apply it: with the API's webhooks and the runtime disables, so
+  // that neither shows as removed or re-enabled.
+  {
+    std::lock_guard state(state_mutex_);
+    preview.next = compose(preview.next);
+  }
+  return preview;
 }
 
 }  // namespace relay::daemon

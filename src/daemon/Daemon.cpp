@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -200,11 +201,18 @@ int run_serve(const std::string& config_path) {
     notify_systemd("READY=1");
     return outcome;
   };
-  add_reload_route(server, reload);
+  // Dry runs read the file and count deliveries: on their own thread, joined before the store
+  // closes.
+  net::thread_pool previews{1};
+  add_reload_route(server, reload,
+                   make_reload_preview(reloader, *store, [&previews](std::function<void()> job) {
+                     net::post(previews, std::move(job));
+                   }));
   try {
     server.start();
   } catch (const std::exception& e) {
-    spdlog::critical("cannot listen on {}: {}", initial->server.listen, e.what());
+    // The message names the address already ("cannot listen on X: why").
+    spdlog::critical("{}", e.what());
     store->close();
     return 1;
   }
@@ -304,6 +312,7 @@ int run_serve(const std::string& config_path) {
   admin.stop();
   webhook_api.stop();
   health.stop();
+  previews.join();
   client.close_idle();
   // 3. The store: queued writes (attempt records) are committed before the writer stops; a
   //    callback that comes after this answers kShuttingDown at once.

@@ -527,6 +527,18 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
   void route(const Request& req, std::function<void(Response)> respond) {
     const std::string prefix = "/v1/webhooks/";
     const auto id = req.path.substr(prefix.size());
+    if (const auto slash = id.find('/'); slash != std::string::npos && slash > 0) {
+      // /v1/webhooks/{id}/{action}: the actions are POSTs (AdminApi, HealthApi, rotate-secret).
+      const auto action = id.substr(slash + 1);
+      for (const char* a : {"test", "enable", "disable", "recover", "rotate-secret"}) {
+        if (action == a) {
+          auto r = error_response({405, "method_not_allowed", "use POST"});
+          r.headers.emplace_back("Allow", "POST");
+          respond(std::move(r));
+          return;
+        }
+      }
+    }
     if (id.empty() || id.find('/') != std::string::npos) {
       respond(error_response({404, "not_found", "no such resource"}));
       return;

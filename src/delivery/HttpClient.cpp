@@ -27,6 +27,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "TlsContexts.hpp"
 #include "relay/common/HeaderNames.hpp"
 #include "relay/common/Url.hpp"
 #include "relay/delivery/AddressPolicy.hpp"
@@ -204,20 +205,7 @@ bool socket_looks_alive(beast::tcp_stream& stream) {
 
 struct HttpClientPool::Impl : std::enable_shared_from_this<HttpClientPool::Impl> {
   Impl(net::io_context& io_context, ClientOptions opts)
-      : io(io_context), options(std::move(opts)), tls_context(ssl::context::tls_client) {
-    SSL_CTX_set_min_proto_version(tls_context.native_handle(), TLS1_2_VERSION);
-    tls_context.set_verify_mode(ssl::verify_peer);
-    error_code ec;
-    if (options.ca_file.empty()) {
-      tls_context.set_default_verify_paths(ec);
-    } else {
-      tls_context.load_verify_file(options.ca_file, ec);
-    }
-    if (ec) {
-      throw std::runtime_error("delivery: cannot load CA file \"" + options.ca_file +
-                               "\": " + ec.message());
-    }
-  }
+      : io(io_context), options(std::move(opts)), tls_contexts(options.ca_file) {}
 
   net::awaitable<HttpResult> send(OutgoingRequest request);
   net::awaitable<Exchange> exchange(std::shared_ptr<Connection> conn, const Url& url,
@@ -245,7 +233,7 @@ struct HttpClientPool::Impl : std::enable_shared_from_this<HttpClientPool::Impl>
 
   net::io_context& io;
   const ClientOptions options;
-  ssl::context tls_context;
+  TlsContexts tls_contexts;
 
   mutable std::mutex mutex;
   bool closed = false;  // guarded by mutex
@@ -499,8 +487,19 @@ net::awaitable<HttpResult> HttpClientPool::Impl::send(OutgoingRequest request) {
   if (!url->is_https() && !request.allow_insecure_http) {
     co_return fail("insecure: http:// URL requires allow_insecure_http");
   }
-  ssl::context* tls = url->is_https() ? &tls_context : nullptr;
-  const std::string key = url->origin() + (request.allow_private_networks ? "|any" : "|public");
+  ssl::context* tls = nullptr;
+  std::string key = url->origin() + (request.allow_private_networks ? "|any" : "|public");
+  if (url->is_https()) {
+    if (request.extra_ca_file.empty()) {
+      tls = &tls_contexts.default_context();
+    } else {
+      std::string generation;
+      std::string error;
+      tls = tls_contexts.with_extra(request.extra_ca_file, generation, error);
+      if (tls == nullptr) co_return fail("tls: " + error);
+      key += "|ca=" + generation;
+    }
+  }
 
   // 1. A pooled connection; if it turns out the server had closed it, go on with a fresh one
   //    (this is not a new attempt).

@@ -65,6 +65,7 @@ OutgoingRequest build_request(const config::WebhookConfig& webhook,
   request.timeout = delivery.timeout;
   request.allow_insecure_http = webhook.allow_insecure_http;
   request.allow_private_networks = delivery.allow_private_networks;
+  request.extra_ca_file = webhook.ca_file.value_or("");
   return request;
 }
 

@@ -30,6 +30,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "IntakeHandler.hpp"
+#include "RateLimitedLog.hpp"
 #include "Router.hpp"
 #include "relay/server/BearerAuth.hpp"
 #include "relay/store/Store.hpp"
@@ -108,6 +109,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::size_t fd_reserve = 64;  // descriptors kept for the rest of the process; set by start()
   std::atomic<std::uint64_t> shed_total{0};
   std::atomic<std::uint64_t> refused_total{0};
+  RateLimitedLog unauthorized_log{std::chrono::seconds(1)};
 
   void add_builtin_routes() {
     router.add("POST", "/v1/events", IntakeHandler(context, shutting_down, IntakeKind::kSingle));
@@ -295,6 +297,24 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   enum class Ending { kQuiet, kGraceful, kLinger };
 
+  /// A refused token leaves a trace an operator can act on (who, what), at most once a second;
+  /// never the token, nor the query (it may carry one).
+  template <class Stream>
+  void log_unauthorized(Stream& stream, const Request& request) {
+    std::uint64_t suppressed = 0;
+    if (!unauthorized_log.allow(suppressed)) return;
+    error_code ec;
+    const auto peer = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
+    const auto who = ec ? std::string("an unknown peer")
+                        : (peer.address().is_v6() ? "[" + peer.address().to_string() + "]"
+                                                  : peer.address().to_string()) +
+                              ":" + std::to_string(peer.port());
+    spdlog::warn("http: 401 for {} {} from {}: missing or wrong bearer token{}", request.method,
+                 request.path, who,
+                 suppressed > 0 ? " (" + std::to_string(suppressed) + " more 401s not logged)"
+                                : std::string());
+  }
+
   /// One connection's requests, in order. Each request: wait for its first byte (the
   /// connection is idle until then, so the cap may close it), read the header, then decide
   /// framing, route and token from the header alone: a refused request never has its body
@@ -365,6 +385,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       auto decision =
           router.decide(request.method, request.path, request.header("authorization"), token);
       if (decision.refusal) {
+        if (decision.refusal->status == 401) log_unauthorized(stream, request);
         // An unread body is never read: close after the answer instead.
         const bool body_pending = !parser.is_done();
         const bool again = !body_pending && req.keep_alive() && !stopped;
@@ -609,6 +630,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (!ec) bound.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) bound.bind(endpoint, ec);
     if (!ec) bound.listen(net::socket_base::max_listen_connections, ec);
+    if (ec == net::error::address_in_use) {
+      throw std::runtime_error("cannot listen on " + where +
+                               ": address in use (another process listens there)");
+    }
     if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
     bound_port = bound.local_endpoint().port();
     acceptor.emplace(std::move(bound));

@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "relay/common/Ascii.hpp"
+#include "relay/common/EventTypes.hpp"
 #include "relay/common/Ids.hpp"
+#include "relay/common/Suggest.hpp"
 
 namespace relay::server {
 
@@ -67,6 +69,31 @@ IntakeError make_error(int status, std::string code, std::string message,
   return IntakeError{status, std::move(code), std::move(message), index};
 }
 
+/// Why `body` (which did not parse) is refused. Valid JSON text with a number no double can
+/// hold (1e400) is not "not valid JSON": say which number. Only called for refused bodies, so
+/// parsing once more costs nothing in the normal case.
+std::string invalid_json_message(std::string_view body) {
+  if (body.find('\0') == std::string_view::npos) {
+    try {
+      [[maybe_unused]] const auto again = OrderedJson::parse(body);
+    } catch (const nlohmann::json::out_of_range& e) {
+      if (e.id == 406) {  // "number overflow parsing '<token>'"
+        std::string what = e.what();
+        const auto open = what.find('\'');
+        const auto close = what.rfind('\'');
+        std::string number = open != std::string::npos && close > open
+                                 ? what.substr(open + 1, close - open - 1)
+                                 : std::string();
+        if (number.size() > 40) number = number.substr(0, 40) + "...";
+        return "the number " + number +
+               " is out of range (JSON numbers must fit a 64-bit float, about ±1.8e308)";
+      }
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  return "the body is not valid JSON";
+}
+
 std::string describe_type(const OrderedJson& value) {
   return value.type_name();
 }
@@ -116,7 +143,11 @@ std::optional<IntakeError> validate_event(const OrderedJson& item, std::optional
   if (data == nullptr) return make_error(422, "invalid_event", "\"data\" is required", index);
   const auto& type = event->get_ref<const std::string&>();
   if (!is_known_event_type(type)) {
-    return make_error(422, "unknown_event_type", "unknown event type " + quote(type), index);
+    const std::vector<std::string_view> known(common::kEventTypes.begin(),
+                                              common::kEventTypes.end());
+    return make_error(422, "unknown_event_type",
+                      "unknown event type " + quote(type) + common::did_you_mean(type, known),
+                      index);
   }
   std::string id_text;
   if (id != nullptr) {
@@ -188,7 +219,7 @@ IntakeParseResult parse_intake(std::optional<std::string_view> content_type, std
   // nlohmann's lexer takes a NUL byte for the end of input and ignores what follows it; a NUL is
   // never valid in JSON text (found by tests/fuzz/intake_fuzz.cpp).
   if (doc.is_discarded() || body.find('\0') != std::string_view::npos) {
-    result.error = make_error(400, "invalid_json", "the body is not valid JSON");
+    result.error = make_error(400, "invalid_json", invalid_json_message(body));
     return result;
   }
   if (!doc.is_object()) {

@@ -112,6 +112,9 @@ struct WebhookConfig {
   bool allow_insecure_http = false;
   /// Created over the API (stored in the database), not read from the file (SPEC §11).
   bool managed_by_api = false;
+  /// A PEM file of CAs trusted for this webhook's receiver, in addition to delivery.ca_file
+  /// (never instead of it). Read when the daemon starts and at every reload.
+  std::optional<std::string> ca_file;
 
   /// True when `event_type` matches one of `events`: "*" matches everything, "group.*" every
   /// type starting with "group.", anything else only itself. Thread-safe (const).

@@ -61,6 +61,12 @@ int recover(const AdminOptions& options, const std::string& webhook_id, const st
 int set_webhook_enabled(const AdminOptions& options, const std::string& webhook_id, bool enable,
                         std::ostream& out, std::ostream& err);
 
+/// `relayd reload --dry-run`: prints what reloading the daemon's config file would change
+/// (webhooks added, removed, changed, paused, resumed; deliveries affected; keys that need a
+/// restart) and applies nothing. 0 when the daemon would accept the file, 1 with its problems
+/// when it would reject it.
+int reload_dry_run(const AdminOptions& options, std::ostream& out, std::ostream& err);
+
 /// `relayd gen-secret`: prints "whsec_" + base64 of 32 random bytes (OpenSSL RAND_bytes).
 int gen_secret(std::ostream& out, std::ostream& err);
 

@@ -28,6 +28,16 @@ struct ReloadOutcome {
   std::size_t webhooks = 0;  // in the configuration now in effect
 };
 
+/// What a reload would do, without doing it (`relayd reload --dry-run`). `problems` non-empty:
+/// the file would be rejected. Else `next` is the file's configuration and `current` the one in
+/// effect, for the caller to compare.
+struct ReloadPreview {
+  std::vector<std::string> problems;
+  std::vector<std::string> warnings;  // as a reload would log them (secret file modes)
+  std::shared_ptr<const config::Config> current;
+  std::shared_ptr<const config::Config> next;
+};
+
 /// Owns the configuration in effect: the file's webhooks and those managed over the API
 /// (SPEC §11), as one `Config` whose `webhooks` are the file's (in file order) then the API's
 /// (by id). It replaces the file part from the file: SIGHUP, and any other
@@ -84,17 +94,24 @@ class ConfigReloader {
   /// long (safe from a store callback).
   void set_disabled(const std::string& webhook_id, std::optional<RuntimeDisable> d);
 
+  /// Reads the file like reload() but applies nothing and logs nothing. Any thread but an I/O
+  /// thread.
+  [[nodiscard]] ReloadPreview preview() const;
+
  private:
   // The configuration in effect: the file's webhooks and the API's, with the runtime disables
   // applied. Called with state_mutex_ held.
   [[nodiscard]] std::shared_ptr<const config::Config> effective() const;
+  // `file` with the API's webhooks added and the runtime disables applied (state_mutex_ held).
+  [[nodiscard]] std::shared_ptr<const config::Config> compose(
+      const std::shared_ptr<const config::Config>& file) const;
 
   std::string path_;
   std::atomic<std::shared_ptr<const config::Config>> current_;
   // Guarded by state_mutex_ (held briefly; reload_mutex_ covers reading the file).
   std::shared_ptr<const config::Config> file_;
   std::map<std::string, RuntimeDisable> disabled_;
-  std::mutex state_mutex_;
+  mutable std::mutex state_mutex_;
   store::MaintenanceStore& store_;
   std::function<void()> on_due_;
   // Serializes reloads and API changes (which read the file or write the database); the

@@ -32,6 +32,9 @@ struct OutgoingRequest {
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // DNS+connect+TLS+write+read
   bool allow_insecure_http = false;
   bool allow_private_networks = false;
+  /// The webhook's `ca_file`: CAs trusted for this request in addition to ClientOptions::ca_file
+  /// (empty: only those). Pooled connections are never shared across different trust.
+  std::string extra_ca_file;
 };
 
 /// The outcome of one request. Exactly one of `status` or `error` is meaningful: once a final

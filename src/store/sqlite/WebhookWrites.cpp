@@ -227,14 +227,19 @@ std::int64_t SqliteStore::drop_oldest_paused(sqlite::WriteContext& ctx,
       "UPDATE deliveries SET status = 'dropped', updated_at = ?3, "
       "last_error = 'dropped: more than max_queued deliveries were paused' "
       "WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?1 AND status = 'paused' "
-      "ORDER BY next_attempt_at, rowid LIMIT ?2)");
+      "ORDER BY next_attempt_at, rowid LIMIT ?2) RETURNING id");
   StatementScope q(s);
   q->bind(1, webhook_id);
   q->bind(2, n);
   q->bind(3, now);
-  q->run();
-  const auto dropped = c.changes();
-  ctx.note_dropped(webhook_id, dropped);  // logged once the group has committed
+  // The ids are logged: an operator can look up what was lost, not only how much.
+  std::vector<std::string> ids;
+  std::int64_t dropped = 0;
+  while (q->step()) {
+    if (ids.size() < sqlite::kLoggedDropIds) ids.push_back(q->text(0));
+    ++dropped;
+  }
+  ctx.note_dropped(webhook_id, dropped, std::move(ids));  // logged once the group has committed
   return dropped;
 }
 

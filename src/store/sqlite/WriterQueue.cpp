@@ -134,9 +134,16 @@ void WriterQueue::loop() {
 
 void WriterQueue::process(std::vector<WriteRequest>& group, std::vector<WriteStatus>& results) {
   run_group(group, results);
-  for (auto& [webhook, n] : group_drops_) {
-    spdlog::warn("webhook={}: dropped {} oldest paused deliveries (more than max_queued)", webhook,
-                 n);
+  for (auto& [webhook, drops] : group_drops_) {
+    std::string ids;
+    for (const auto& id : drops.ids) ids += (ids.empty() ? "" : " ") + id;
+    const bool all = static_cast<std::int64_t>(drops.ids.size()) >= drops.count;
+    spdlog::warn("webhook={}: dropped {} oldest paused deliveries (more than max_queued): {}{}",
+                 webhook, drops.count, ids,
+                 all ? std::string()
+                     : " (the first " + std::to_string(drops.ids.size()) +
+                           "; all: SELECT id FROM deliveries WHERE webhook_id = '" + webhook +
+                           "' AND status = 'dropped' ORDER BY updated_at)");
   }
   group_drops_.clear();
   for (std::size_t i = 0; i < group.size(); ++i) {
@@ -192,7 +199,14 @@ WriterQueue::GroupRun WriterQueue::run_group_once(std::vector<WriteRequest>& gro
       group[i].apply(context_);
       if (isolate) c.cached("RELEASE req").run();
       results[i] = WriteStatus::kOk;
-      for (auto& [webhook, n] : context_.request_drops_) group_drops_[webhook] += n;
+      for (auto& [webhook, d] : context_.request_drops_) {
+        auto& g = group_drops_[webhook];
+        g.count += d.count;
+        for (auto& id : d.ids) {
+          if (g.ids.size() >= kLoggedDropIds) break;
+          g.ids.push_back(std::move(id));
+        }
+      }
     } catch (const SqliteError& e) {
       if (e.is_storage_failure()) {
         storage_failure = e.what();

@@ -64,6 +64,14 @@
 namespace relay::store::sqlite {
 
 /// The writer's own state that must change together with the rows (see the note above).
+/// Paused deliveries the cap dropped for one webhook: how many, and the first ids (an
+/// operator looks them up; docs/operations.md has the query for the rest).
+inline constexpr std::size_t kLoggedDropIds = 100;
+struct Drops {
+  std::int64_t count = 0;
+  std::vector<std::string> ids;  // at most kLoggedDropIds
+};
+
 struct WriterState {
   /// Per webhook: the latest set_webhook_paused call that committed its first chunk; the
   /// remaining chunks of an older call are skipped.
@@ -84,8 +92,16 @@ class WriteContext {
     return *working_;
   }
   std::unordered_map<std::string, std::int64_t>& paused_counts() { return paused_counts_; }
-  /// Paused deliveries dropped by the cap for `webhook` (logged once the group commits).
-  void note_dropped(const std::string& webhook, std::int64_t n) { request_drops_[webhook] += n; }
+  /// Paused deliveries dropped by the cap for `webhook` (logged once the group commits, with
+  /// the first kLoggedDropIds of their ids).
+  void note_dropped(const std::string& webhook, std::int64_t n, std::vector<std::string> ids) {
+    auto& d = request_drops_[webhook];
+    d.count += n;
+    for (auto& id : ids) {
+      if (d.ids.size() >= kLoggedDropIds) break;
+      d.ids.push_back(std::move(id));
+    }
+  }
 
  private:
   friend class WriterQueue;
@@ -93,7 +109,7 @@ class WriteContext {
   WriterState committed_;
   std::optional<WriterState> working_;  // changed by the transaction in progress
   std::unordered_map<std::string, std::int64_t> paused_counts_;
-  std::unordered_map<std::string, std::int64_t> request_drops_;  // by the running request
+  std::unordered_map<std::string, Drops> request_drops_;  // by the running request
 };
 
 /// One unit of work for the writer: `apply` runs inside the group transaction, `complete`
@@ -137,8 +153,8 @@ class WriterQueue {
 
   const StoreOptions options_;
   std::unique_ptr<Connection> conn_;
-  WriteContext context_;                                       // writer thread only
-  std::unordered_map<std::string, std::int64_t> group_drops_;  // writer thread only
+  WriteContext context_;                                // writer thread only
+  std::unordered_map<std::string, Drops> group_drops_;  // writer thread only
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -141,9 +141,11 @@ TEST(CheckConfig, ReportsEveryProblemOnItsOwnLineAndReturnsOne) {
   EXPECT_EQ(run_check_config(path, out, err, fake_env()), 1);
   EXPECT_EQ(out.str(), "");
   EXPECT_EQ(err.str(),
-            path + ":2:3: unknown key 'retension' in storage\n" + path +
+            path + ":2:3: unknown key 'retension' in storage (did you mean 'retention'?)\n" + path +
                 ":6:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not set\n" +
-                path + ":7:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'\n");
+                path +
+                ":7:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd' (did you mean "
+                "'ticket.created'?)\n");
 }
 
 TEST(CheckConfig, MissingFileIsOneLine) {

@@ -2,6 +2,8 @@
 // of the product (operators grep it, check-config prints it): change it deliberately.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -39,10 +41,11 @@ TEST(ConfigErrors, EmptyFileAndWrongTopLevel) {
 
 TEST(ConfigErrors, UnknownKeys) {
   EXPECT_EQ(problems("storage:\n  path: /x.db\n  retension: 30d\nwebhook: []\n"),
-            (Lines{"t.yaml:3:3: unknown key 'retension' in storage",
-                   "t.yaml:4:1: unknown key 'webhook' at top level"}));
-  EXPECT_EQ(problems(kHooks + "    enabeld: false\n"),
-            (Lines{"t.yaml:6:5: unknown key 'enabeld' in webhooks[crm]"}));
+            (Lines{"t.yaml:3:3: unknown key 'retension' in storage (did you mean 'retention'?)",
+                   "t.yaml:4:1: unknown key 'webhook' at top level (did you mean 'webhooks'?)"}));
+  EXPECT_EQ(
+      problems(kHooks + "    enabeld: false\n"),
+      (Lines{"t.yaml:6:5: unknown key 'enabeld' in webhooks[crm] (did you mean 'enabled'?)"}));
   EXPECT_EQ(problems("logging: {level: info, colour: true}\n"),
             (Lines{"t.yaml:1:24: unknown key 'colour' in logging"}));
 }
@@ -286,9 +289,10 @@ TEST(ConfigErrors, EventTypes) {
                      "    secret: x\n"
                      "    events: []\n"),
             (Lines{
-                "t.yaml:5:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'",
+                "t.yaml:5:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd' (did "
+                "you mean 'ticket.created'?)",
                 "t.yaml:5:29: webhooks[crm].events[1]: unknown event group 'tickets.*' (groups: "
-                "ticket.*, message.*, customer.*, sla.*)",
+                "ticket.*, message.*, customer.*, sla.*) (did you mean 'ticket.*'?)",
                 "t.yaml:5:55: webhooks[crm].events[3]: expected an event type (a string)",
                 "t.yaml:9:13: webhooks[none].events: expected a non-empty list of event types, "
                 "e.g. [ticket.created, \"message.*\"]",
@@ -353,7 +357,7 @@ TEST(ConfigErrors, EveryProblemIsReportedInFileOrder) {
                 "[::1]:8686",
                 "t.yaml:3:19: server.max_body_bytes: expected a positive integer",
                 "t.yaml:5:9: storage.path: must not be empty",
-                "t.yaml:6:3: unknown key 'retension' in storage",
+                "t.yaml:6:3: unknown key 'retension' in storage (did you mean 'retention'?)",
                 "t.yaml:8:16: delivery.concurrency: expected a positive integer",
                 "t.yaml:9:12: delivery.timeout: must be greater than 0",
                 "t.yaml:10:18: logging.level: must be one of trace, debug, info, warn, error, "
@@ -362,7 +366,8 @@ TEST(ConfigErrors, EveryProblemIsReportedInFileOrder) {
                 "allow_insecure_http: true",
                 "t.yaml:14:13: webhooks[crm].secret: environment variable RELAY_CRM_SECRET is not "
                 "set",
-                "t.yaml:15:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd'",
+                "t.yaml:15:14: webhooks[crm].events[0]: unknown event type 'ticket.creatd' (did "
+                "you mean 'ticket.created'?)",
                 "t.yaml:16:9: webhooks[crm].id: duplicate webhook id 'crm' (first defined at "
                 "12:5)",
             }));
@@ -423,6 +428,49 @@ TEST(ConfigErrors, PreviousSecrets) {
             (Lines{"t.yaml:6:33: webhooks[crm].previous_secrets[0].secret: must start with "
                    "'whsec_' (the Standard Webhooks secret format; make one with 'relayd "
                    "gen-secret') (required by signature: standard or both)"}));
+}
+
+}  // namespace
+}  // namespace relay::config
+
+namespace relay::config {
+namespace {
+
+TEST(ConfigErrors, NoSuggestionForAKeyFarFromEveryKnownOne) {
+  const auto lines = problems("logging: {level: info, colour: true}\n");
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0].find("did you mean"), std::string::npos) << lines[0];
+}
+
+TEST(ConfigErrors, UnquotedStarSaysToQuoteIt) {
+  // yaml-cpp alone says "alias not found after *".
+  EXPECT_EQ(problems("webhooks:\n"
+                     "  - id: crm\n"
+                     "    url: https://crm.example.com/\n"
+                     "    secret: x\n"
+                     "    events: [*]\n"),
+            (Lines{"t.yaml:5:14: an unquoted * starts a YAML alias: quote it, as in events: "
+                   "[\"*\"]"}));
+}
+
+TEST(ConfigErrors, WebhookCaFileMustHoldAPemCertificate) {
+  const auto path = std::filesystem::temp_directory_path() / "relay-not-a-ca.pem";
+  std::ofstream(path) << "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+  const auto lines = problems(kHooks + "    ca_file: " + path.string() + "\n");
+  std::filesystem::remove(path);
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_NE(lines[0].find("webhooks[crm].ca_file: '" + path.string() +
+                          "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            std::string::npos)
+      << lines[0];
+}
+
+TEST(ConfigErrors, WebhookCaFileMustBeReadable) {
+  const auto lines = problems(kHooks + "    ca_file: /nonexistent/relay-ca.pem\n");
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_NE(lines[0].find("webhooks[crm].ca_file: cannot read '/nonexistent/relay-ca.pem'"),
+            std::string::npos)
+      << lines[0];
 }
 
 }  // namespace

@@ -154,8 +154,37 @@ TEST_F(ConfigReloaderTest, ChangesThatNeedARestartAreAppliedWithAWarning) {
   const auto outcome = reloader.reload();
   EXPECT_TRUE(outcome.applied);
   ASSERT_EQ(outcome.warnings.size(), 1U);
-  EXPECT_NE(outcome.warnings[0].find("restart"), std::string::npos);
+  // Only the key that changed is named (it used to list all five).
+  EXPECT_EQ(outcome.warnings[0],
+            "server.listen takes effect only after a restart (the previous value stays in use)");
   EXPECT_EQ(reloader.current()->server.listen, "127.0.0.1:9797");
+}
+
+TEST_F(ConfigReloaderTest, APreviewReadsTheFileAndChangesNothing) {
+  write("127.0.0.1:8686", webhook("crm", true));
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});
+  const auto before = reloader.current();
+  write("127.0.0.1:9797", webhook("erp", false));
+  const auto preview = reloader.preview();
+  EXPECT_TRUE(preview.problems.empty());
+  ASSERT_TRUE(preview.next);
+  EXPECT_EQ(preview.current, before);
+  EXPECT_EQ(preview.next->webhooks.at(0).id, "erp");
+  ASSERT_EQ(preview.warnings.size(), 1U);
+  EXPECT_EQ(preview.warnings[0].rfind("server.listen takes effect", 0), 0U);
+  EXPECT_EQ(reloader.current(), before);
+  std::lock_guard lock(store_.mutex);
+  EXPECT_TRUE(store_.calls.empty());
+}
+
+TEST_F(ConfigReloaderTest, APreviewOfABrokenFileListsItsProblems) {
+  write("127.0.0.1:8686", webhook("crm", true));
+  ConfigReloader reloader(path_, config::load_config_file(path_), store_, [] {});
+  std::ofstream(path_) << "storage:\n  retension: 30d\n";
+  const auto preview = reloader.preview();
+  ASSERT_EQ(preview.problems.size(), 1U);
+  EXPECT_NE(preview.problems[0].find("did you mean 'retention'"), std::string::npos);
+  EXPECT_FALSE(preview.next);
 }
 
 }  // namespace

@@ -81,6 +81,28 @@ TEST(IntakeParse, InvalidJsonIs400) {
                "invalid_json");
 }
 
+TEST(IntakeParse, ANumberOutOfRangeIsNamedNotCalledInvalidJson) {
+  auto r = single(R"({"event":"ticket.created","data":{"amount":1e400}})");
+  expect_error(r, 400, "invalid_json");
+  EXPECT_EQ(r.error->message,
+            "the number 1e400 is out of range (JSON numbers must fit a 64-bit float, about "
+            "±1.8e308)");
+  // Still "not valid JSON" when it is not (the first problem in the text is the one named).
+  auto broken = single(R"({"event":"ticket.created","data":{"amount":1})");
+  expect_error(broken, 400, "invalid_json");
+  EXPECT_EQ(broken.error->message, "the body is not valid JSON");
+}
+
+TEST(IntakeParse, UnknownEventTypeSuggestsTheClosest) {
+  auto r = single(R"({"event":"ticket.creatd","data":{}})");
+  expect_error(r, 422, "unknown_event_type");
+  EXPECT_EQ(r.error->message,
+            "unknown event type \"ticket.creatd\" (did you mean 'ticket.created'?)");
+  auto far = single(R"({"event":"invoice.paid","data":{}})");
+  expect_error(far, 422, "unknown_event_type");
+  EXPECT_EQ(far.error->message, "unknown event type \"invoice.paid\"");
+}
+
 TEST(IntakeParse, BadFieldTypesAre400) {
   expect_error(single(R"({"event":5,"data":{}})"), 400, "invalid_json");
   expect_error(single(R"({"event":null,"data":{}})"), 400, "invalid_json");
