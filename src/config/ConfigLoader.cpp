@@ -833,8 +833,8 @@ class Loader : private yaml::Reader {
         }
         continue;
       }
-      add(mark,
-          item_path + ": unknown event type '" + *v + "'" + common::did_you_mean(*v, event_names()));
+      add(mark, item_path + ": unknown event type '" + *v + "'" +
+                    common::did_you_mean(*v, event_names()));
     }
   }
 

@@ -183,7 +183,7 @@ TEST_F(WebhookApiTest, BadInputIsRefusedWithTheFieldPath) {
                     .dump());
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(json::parse(r.body)["error"]["message"],
-            "events[2]: unknown event type 'ticket.creatd'")
+            "events[2]: unknown event type 'ticket.creatd' (did you mean 'ticket.created'?)")
       << r.body;
   r = call("POST", "/v1/webhooks",
            json{{"url", receiver_->url("/x")}, {"events", {"*"}}, {"colour", "red"}}.dump());

@@ -35,7 +35,8 @@ TEST(ApiWebhook, AValidObjectIsAWebhookManagedByTheApi) {
 TEST(ApiWebhook, ProblemsNameTheFieldInsideTheObject) {
   EXPECT_EQ(problems(R"({"id":"a","url":"https://a.example/h","secret":"s",)"
                      R"("events":["ticket.created","message.*","ticket.creatd"]})"),
-            std::vector<std::string>{"events[2]: unknown event type 'ticket.creatd'"});
+            std::vector<std::string>{"events[2]: unknown event type 'ticket.creatd' (did you mean "
+                                     "'ticket.created'?)"});
   EXPECT_EQ(problems(R"({"id":"A b","url":"https://a.example/h","secret":"s","events":["*"]})"),
             std::vector<std::string>{
                 "id: invalid id 'A b' (use 1-64 characters from a-z, 0-9, _ and -)"});
