@@ -11,6 +11,7 @@
 
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
@@ -86,12 +87,14 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   fs.writeFileSync(path.join(dir, 'token'), TOKEN + '\n', { mode: 0o600 });
+  // The key that seals API-managed webhooks' secrets (SPEC §11): base64 of 32 random bytes.
+  fs.writeFileSync(path.join(dir, 'secret.key'), crypto.randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
   const hook = (id, p) =>
     `  - id: ${id}\n    url: http://127.0.0.1:${receiver.port}${p}\n    allow_insecure_http: true\n` +
     `    secret: ${id}-secret-0123456789\n    events: ["*"]\n`;
   fs.writeFileSync(path.join(dir, 'relayd.yaml'),
     `server:\n  listen: 127.0.0.1:${port}\n  token_file: ${path.join(dir, 'token')}\n` +
-    `storage:\n  path: ${path.join(dir, 'relayd.db')}\n` +
+    `storage:\n  path: ${path.join(dir, 'relayd.db')}\n  secret_key_file: ${path.join(dir, 'secret.key')}\n` +
     'delivery:\n  concurrency: 8\n  timeout: 5s\n  retry_schedule: [0s]\n  allow_private_networks: true\n' +
     'shutdown_grace: 2s\nlogging:\n  level: info\n  format: text\n' +
     'webhooks:\n' + hook('crm', '/ok') + hook('billing', '/fail'), { mode: 0o600 });
@@ -154,23 +157,6 @@ async function main() {
       d.dismiss();
     });
 
-    // GET /v1/deliveries/{id} carries "payload" from SPEC §11 on (developer apiwh's branch).
-    // Until that lands here, add the exact body we sent, so the payload view is exercised
-    // with hostile data either way; once the API sends it, the API's own value is used.
-    const sentBody = JSON.stringify(event);
-    await page.setRequestInterception(true);
-    page.on('request', async (req) => {
-      const url = new URL(req.url());
-      if (req.method() === 'GET' && /^\/v1\/deliveries\/dlv_[^/]+$/.test(url.pathname)) {
-        const res = await fetch(req.url(), { headers: req.headers() });
-        const body = await res.json();
-        if (res.status === 200 && body.payload === undefined) body.payload = sentBody;
-        await req.respond({ status: res.status, contentType: 'application/json', body: JSON.stringify(body) });
-        return;
-      }
-      await req.continue();
-    });
-
     const shot = async (name) => {
       if (!shots) return;
       fs.mkdirSync(shots, { recursive: true });
@@ -224,6 +210,14 @@ async function main() {
     await page.waitForSelector('#deliveries tr[data-status="failed"]');
     await shot('webhook');
 
+    // 3b. Disable, then enable again (SPEC §10): the daemon's state follows each click.
+    await page.click('#disable');
+    await page.waitForFunction(() => document.getElementById('action-result').textContent.includes('Disabled'));
+    await waitFor('billing disabled', async () => (await call('GET', '/v1/webhooks/billing')).body.state === 'disabled');
+    await page.click('#enable');
+    await page.waitForFunction(() => document.getElementById('action-result').textContent.includes('Enabled'));
+    await waitFor('billing enabled', async () => (await call('GET', '/v1/webhooks/billing')).body.state === 'enabled');
+
     // 4. The delivery page: payload pretty-printed, the 500 and its body, as text.
     await page.click(`#deliveries a[href="#/deliveries/${failed.id}"]`);
     await page.waitForSelector('#delivery .response-body');
@@ -241,6 +235,40 @@ async function main() {
     await waitFor('the second attempt', async () => (await call('GET', '/v1/deliveries/' + failed.id)).body.attempt_count === 2);
     await page.reload({ waitUntil: 'networkidle0' });  // the token survives in this tab
     await page.waitForFunction(() => document.querySelectorAll('.attempt').length === 2);
+
+    // 6. Recover (SPEC §10) from the webhook page: the failed deliveries since a time are due
+    // again, and the page says how many.
+    await page.goto(base + '/ui/#/webhooks/billing', { waitUntil: 'networkidle0' });
+    await page.waitForSelector('#recover-since');
+    await page.$eval('#recover-since', (e) => {
+      const d = new Date(Date.now() - 3600 * 1000);
+      const pad = (n) => String(n).padStart(2, '0');
+      e.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    });
+    await page.click('#recover');
+    await page.waitForFunction(() => /Recovered [1-9]\d* failed deliveries/.test(document.getElementById('action-result').textContent));
+
+    // 7. An API-managed webhook (SPEC §11): edit its URL and rotate its secret from its page.
+    const created = await call('POST', '/v1/webhooks', {
+      id: 'cust', url: `http://127.0.0.1:${receiver.port}/ok`, events: ['ticket.created'], allow_insecure_http: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await page.goto(base + '/ui/#/webhooks/cust', { waitUntil: 'networkidle0' });
+    await page.waitForSelector('#edit-url');
+    await page.$eval('#edit-url', (e) => { e.value = ''; });
+    await page.type('#edit-url', `http://127.0.0.1:${receiver.port}/ok2`);
+    await page.click('#edit');
+    await page.waitForFunction(() => document.getElementById('action-result').textContent.includes('Saved'));
+    assert.equal((await call('GET', '/v1/webhooks/cust')).body.url, `http://127.0.0.1:${receiver.port}/ok2`);
+    await page.click('#rotate');
+    await page.waitForSelector('#new-secret');
+    const rotated = await text('#new-secret');
+    assert.match(rotated, /^whsec_/);
+    assert.notEqual(rotated, created.body.secret);
+    // A file webhook offers neither (409 managed_by_config would be the answer).
+    await page.goto(base + '/ui/#/webhooks/crm', { waitUntil: 'networkidle0' });
+    await page.waitForSelector('#recover');
+    assert.equal(await page.$('#edit'), null);
 
     // Nothing hostile ran or was parsed as markup, and the page logged no error.
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
