@@ -28,6 +28,7 @@
 #include "relay/server/HttpServer.hpp"
 #include "relay/store/Store.hpp"
 
+#include "ApiResponses.hpp"
 #include "TestSend.hpp"
 
 namespace relay::daemon {
@@ -38,25 +39,11 @@ using server::Request;
 using server::Response;
 using Respond = std::function<void(Response)>;
 
+using api::error_response;
+using api::json_response;
+using api::query_value;
+
 namespace {
-
-Response json_response(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-Response error_response(int status, const std::string& code, const std::string& message) {
-  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
-}
-
-std::optional<std::string> query_value(const Request& req, const std::string& name) {
-  for (const auto& [k, v] : req.query) {
-    if (k == name) return v;
-  }
-  return std::nullopt;
-}
 
 // "/v1/deliveries/dlv_x/redeliver" with prefix "/v1/deliveries/" → "dlv_x/redeliver".
 std::string path_rest(const std::string& path, const std::string& prefix) {

@@ -18,6 +18,8 @@
 #include "relay/server/HttpServer.hpp"
 #include "relay/store/Store.hpp"
 
+#include "ApiResponses.hpp"
+
 namespace relay::daemon {
 
 namespace net = boost::asio;
@@ -25,18 +27,10 @@ using nlohmann::json;
 using server::Request;
 using server::Response;
 
+using api::error_response;
+using api::json_response;
+
 namespace {
-
-Response json_response(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-Response error_response(int status, const std::string& code, const std::string& message) {
-  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
-}
 
 std::string state_of(const config::WebhookConfig& wh) {
   if (wh.disabled_reason) return "disabled";

@@ -9,31 +9,19 @@
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
 
+#include "ApiResponses.hpp"
+
 namespace relay::daemon {
 
 using nlohmann::json;
 using server::Request;
 using server::Response;
 
+using api::error_response;
+using api::json_response;
+using api::query_value;
+
 namespace {
-
-Response json_response(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-Response error_response(int status, const std::string& code, const std::string& message) {
-  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
-}
-
-std::optional<std::string> query_value(const Request& req, const std::string& name) {
-  for (const auto& [k, v] : req.query) {
-    if (k == name) return v;
-  }
-  return std::nullopt;
-}
 
 json window_json(const store::WebhookAttemptStats* s) {
   if (s == nullptr) {

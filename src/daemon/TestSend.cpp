@@ -13,6 +13,8 @@
 #include "relay/delivery/RequestBuilder.hpp"
 #include "relay/store/Store.hpp"
 
+#include "ApiResponses.hpp"
+
 namespace relay::daemon {
 namespace {
 
@@ -37,13 +39,6 @@ json sample_data(const std::string& event_type) {
     return {{"ticket", ticket}, {"sla", {{"policy", "first_response"}, {"due_at", "test"}}}};
   }
   return {{"ticket", ticket}};
-}
-
-server::Response json_answer(int status, const json& body) {
-  server::Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
 }
 
 }  // namespace
@@ -83,9 +78,9 @@ void send_test_event(store::Store& store, delivery::HttpSender& client,
                  event_type,
                  respond](store::WriteStatus st, std::vector<store::EventReceipt>) mutable {
     if (st != store::WriteStatus::kOk) {
-      respond(json_answer(503, {{"error",
-                                 {{"code", "storage_unavailable"},
-                                  {"message", "the test event could not be stored"}}}}));
+      respond(api::json_response(503, {{"error",
+                                        {{"code", "storage_unavailable"},
+                                         {"message", "the test event could not be stored"}}}}));
       return;
     }
     spdlog::info("test send webhook={} event={} delivery={}", webhook_id, record->event_id,
@@ -125,13 +120,13 @@ void send_test_event(store::Store& store, delivery::HttpSender& client,
                               record->delivery_id);
                 out["recorded"] = false;
               }
-              respond(json_answer(200, out));
+              respond(api::json_response(200, out));
             });
       });
     });
   };
   if (!store.submit_events({std::move(event)}, std::move(stored))) {
-    respond(json_answer(
+    respond(api::json_response(
         503, {{"error", {{"code", "overloaded"}, {"message", "too many writes queued"}}}}));
   }
 }
