@@ -175,6 +175,23 @@ TEST_F(WebhookApiTest, CreatedWebhookDeliversAndTheReturnedSecretVerifies) {
   EXPECT_EQ(d.dump().find(secret), std::string::npos);
 }
 
+TEST_F(WebhookApiTest, ReloadDryRunDoesNotCountApiWebhooksAsRemoved) {
+  // The file knows nothing of API webhooks: a preview of the same file must not report them
+  // removed (a reload keeps them), nor count their deliveries as cancelled.
+  start();
+  const auto created = create(standard_hook("/api"));
+  const auto id = created["id"].get<std::string>();
+  const auto r = call("POST", "/v1/reload?dry_run=true", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto j = json::parse(r.body);
+  EXPECT_EQ(j.at("applied"), false);
+  EXPECT_EQ(j.at("webhooks").at("removed"), json::array()) << r.body;
+  EXPECT_EQ(j.at("webhooks").at("added"), json::array()) << r.body;
+  EXPECT_EQ(j.at("deliveries").at("cancelled"), 0) << r.body;
+  EXPECT_EQ(j.at("webhooks").at("total"), 2) << r.body;
+  EXPECT_EQ(call("GET", "/v1/webhooks/" + id, "").status, 200);
+}
+
 TEST_F(WebhookApiTest, BadInputIsRefusedWithTheFieldPath) {
   start();
   auto r = call("POST", "/v1/webhooks",
