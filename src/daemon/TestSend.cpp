@@ -95,7 +95,9 @@ void send_test_event(store::Store& store, delivery::HttpSender& client,
             delivery::classify_attempt(res, 1, cfg->delivery.retry_schedule, common::now_ms());
         record->duration_ms = res.duration.count();
         record->response_status = res.status;
-        record->response_headers = delivery::headers_json(res.headers, false);
+        // A receiver's Set-Cookie or token header is a credential too (SPEC §6: no secrets
+        // stored): names that look secret keep their name, not their value.
+        record->response_headers = delivery::headers_json(res.headers, true);
         record->response_body = delivery::valid_utf8(res.body);
         record->error = std::move(verdict.error);
         // Attempted once: what would be a retry for an event is a failure for a test.

@@ -319,7 +319,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     auto verdict = delivery::classify_attempt(res, record->attempt_number, schedule, now);
     record->duration_ms = res.duration.count();
     record->response_status = res.status;
-    record->response_headers = delivery::headers_json(res.headers, false);
+    // A receiver's Set-Cookie or token header is a credential too (SPEC §6: no secrets
+    // stored): names that look secret keep their name, not their value.
+    record->response_headers = delivery::headers_json(res.headers, true);
     record->response_body = delivery::valid_utf8(res.body);
     record->error = std::move(verdict.error);
     record->outcome = verdict.outcome;

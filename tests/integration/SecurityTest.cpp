@@ -159,6 +159,35 @@ class SecurityTest : public ::testing::Test {
 // Item 1: configured header values were stored and served in clear when their name did not
 // look secret. Item 7: a credential in the URL's query was printed by check-config, served by
 // GET /v1/webhooks and stored in attempts.url.
+TEST_F(SecurityTest, CredentialsInResponseHeadersAreNotStored) {
+  // A receiver that hands out a session cookie: the attempt log keeps the header's name, not
+  // its value; ordinary headers stay readable for debugging.
+  relay::test::ReceiverOptions plain;
+  plain.tls = false;
+  relay::test::TestReceiver receiver(plain);
+  relay::test::Reply reply;
+  reply.headers = {{"Set-Cookie", "session=sc-Tq61; HttpOnly"}, {"X-Request-Id", "req-Bn27"}};
+  receiver.set_default_reply(reply);
+  cfg_.webhooks_yaml = "  - id: crm\n    url: " + receiver.url("/hook") +
+                       "\n    secret: whsec-Zq9\n    events: [\"*\"]\n"
+                       "    allow_insecure_http: true\n";
+  start();
+  ASSERT_EQ(post_event(R"({"event":"ticket.created","data":{}})").status, 202);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        Db db(cfg_.db);
+        return db.count("SELECT count(*) FROM attempts") > 0;
+      },
+      10s));
+  Db db(cfg_.db);
+  const auto stored = json::parse(db.value("SELECT response_headers FROM attempts"));
+  EXPECT_EQ(stored.at("Set-Cookie"), "[redacted]") << stored.dump();
+  EXPECT_EQ(stored.at("X-Request-Id"), "req-Bn27") << stored.dump();
+  const auto [code, dump] = run_command("sqlite3 " + cfg_.db.string() + " .dump");
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(dump.find("sc-Tq61"), std::string::npos);
+}
+
 TEST_F(SecurityTest, ConfiguredHeaderValuesAndUrlQueryValuesNeverLeave) {
   relay::test::ReceiverOptions plain;
   plain.tls = false;
