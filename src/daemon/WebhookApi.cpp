@@ -181,6 +181,20 @@ std::string new_webhook_id() {
 
 }  // namespace
 
+// PATCH, rotate-secret and DELETE act on API webhooks only: 404 for an unknown id, 409
+// managed_by_config for one from the file (`verb`: what the operator does there instead).
+std::optional<Response> refuse_unless_api(const config::Config& in_effect, const std::string& id,
+                                          const char* verb) {
+  const auto* existing = in_effect.find_webhook(id);
+  if (existing == nullptr) return error_response({404, "not_found", "no webhook '" + id + "'"});
+  if (!existing->managed_by_api) {
+    return error_response(
+        {409, "managed_by_config",
+         "webhook '" + id + "' is defined in the config file: " + verb + " it there"});
+  }
+  return std::nullopt;
+}
+
 struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
   Impl(store::Store& s, ConfigReloader& r) : store(s), reloader(r) {
     const auto& key = reloader.current()->storage.secret_key;
@@ -361,49 +375,42 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
     Response out;
     std::optional<config::WebhookConfig> applied;
     json document;
-    reloader.change_api_webhooks([&](const config::Config& in_effect,
-                                     const std::vector<config::WebhookConfig>& api)
-                                     -> std::optional<ConfigReloader::ApiChange> {
-      const auto* existing = in_effect.find_webhook(id);
-      if (existing == nullptr) {
-        out = error_response({404, "not_found", "no webhook '" + id + "'"});
-        return std::nullopt;
-      }
-      if (!existing->managed_by_api) {
-        out =
-            error_response({409, "managed_by_config",
-                            "webhook '" + id + "' is defined in the config file: change it there"});
-        return std::nullopt;
-      }
-      std::string created_at;
-      {
-        std::lock_guard lock(records_mutex);
-        const auto& r = records.at(id);
-        document = r.document;
-        created_at = r.created_at;
-      }
-      if (auto r = edit(document)) {
-        out = std::move(*r);
-        return std::nullopt;
-      }
-      auto checked = validate(document);
-      if (auto* r = std::get_if<Response>(&checked)) {
-        out = std::move(*r);
-        return std::nullopt;
-      }
-      auto w = std::get<config::WebhookConfig>(std::move(checked));
-      const auto now = common::format_rfc3339_ms(common::now_ms());
-      if (auto e = persist(id, document, false, created_at, now)) {
-        out = error_response(*e);
-        return std::nullopt;
-      }
-      {
-        std::lock_guard lock(records_mutex);
-        records[id] = Record{document, created_at, now};
-      }
-      applied = w;
-      return ConfigReloader::ApiChange{with(api, std::move(w)), id};
-    });
+    reloader.change_api_webhooks(
+        [&](const config::Config& in_effect, const std::vector<config::WebhookConfig>& api)
+            -> std::optional<ConfigReloader::ApiChange> {
+          if (auto refused = refuse_unless_api(in_effect, id, "change")) {
+            out = std::move(*refused);
+            return std::nullopt;
+          }
+          std::string created_at;
+          {
+            std::lock_guard lock(records_mutex);
+            const auto& r = records.at(id);
+            document = r.document;
+            created_at = r.created_at;
+          }
+          if (auto r = edit(document)) {
+            out = std::move(*r);
+            return std::nullopt;
+          }
+          auto checked = validate(document);
+          if (auto* r = std::get_if<Response>(&checked)) {
+            out = std::move(*r);
+            return std::nullopt;
+          }
+          auto w = std::get<config::WebhookConfig>(std::move(checked));
+          const auto now = common::format_rfc3339_ms(common::now_ms());
+          if (auto e = persist(id, document, false, created_at, now)) {
+            out = error_response(*e);
+            return std::nullopt;
+          }
+          {
+            std::lock_guard lock(records_mutex);
+            records[id] = Record{document, created_at, now};
+          }
+          applied = w;
+          return ConfigReloader::ApiChange{with(api, std::move(w)), id};
+        });
     if (!applied) return out;
     return json_response(200, answer(*applied, document));
   }
@@ -484,41 +491,34 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
   Response remove(const std::string& id) {
     Response out;
     bool deleted = false;
-    reloader.change_api_webhooks([&](const config::Config& in_effect,
-                                     const std::vector<config::WebhookConfig>& api)
-                                     -> std::optional<ConfigReloader::ApiChange> {
-      const auto* existing = in_effect.find_webhook(id);
-      if (existing == nullptr) {
-        out = error_response({404, "not_found", "no webhook '" + id + "'"});
-        return std::nullopt;
-      }
-      if (!existing->managed_by_api) {
-        out =
-            error_response({409, "managed_by_config",
-                            "webhook '" + id + "' is defined in the config file: remove it there"});
-        return std::nullopt;
-      }
-      std::promise<std::pair<store::WriteStatus, bool>> done;
-      auto result = done.get_future();
-      store.delete_api_webhook(id, [&done](store::WriteStatus st, bool found) {
-        done.set_value({st, found});
-      });
-      if (result.get().first != store::WriteStatus::kOk) {
-        out = error_response(
-            {503, "storage_unavailable", "the database cannot be written right now"});
-        return std::nullopt;
-      }
-      {
-        std::lock_guard lock(records_mutex);
-        records.erase(id);
-      }
-      deleted = true;
-      std::vector<config::WebhookConfig> rest;
-      for (const auto& w : api) {
-        if (w.id != id) rest.push_back(w);
-      }
-      return ConfigReloader::ApiChange{std::move(rest), id};
-    });
+    reloader.change_api_webhooks(
+        [&](const config::Config& in_effect, const std::vector<config::WebhookConfig>& api)
+            -> std::optional<ConfigReloader::ApiChange> {
+          if (auto refused = refuse_unless_api(in_effect, id, "remove")) {
+            out = std::move(*refused);
+            return std::nullopt;
+          }
+          std::promise<std::pair<store::WriteStatus, bool>> done;
+          auto result = done.get_future();
+          store.delete_api_webhook(id, [&done](store::WriteStatus st, bool found) {
+            done.set_value({st, found});
+          });
+          if (result.get().first != store::WriteStatus::kOk) {
+            out = error_response(
+                {503, "storage_unavailable", "the database cannot be written right now"});
+            return std::nullopt;
+          }
+          {
+            std::lock_guard lock(records_mutex);
+            records.erase(id);
+          }
+          deleted = true;
+          std::vector<config::WebhookConfig> rest;
+          for (const auto& w : api) {
+            if (w.id != id) rest.push_back(w);
+          }
+          return ConfigReloader::ApiChange{std::move(rest), id};
+        });
     if (!deleted) return out;
     spdlog::info("webhook={} deleted over the API; its unfinished deliveries are cancelled", id);
     return json_response(200, {{"id", id}, {"deleted", true}});
