@@ -267,7 +267,8 @@ async function main() {
     assert.notEqual(rotated, created.body.secret);
     // A file webhook offers neither (409 managed_by_config would be the answer).
     await page.goto(base + '/ui/#/webhooks/crm', { waitUntil: 'networkidle0' });
-    await page.waitForSelector('#recover');
+    // A hash change keeps the old page until the new one renders: wait for crm's own heading.
+    await page.waitForFunction(() => document.getElementById('wh-id')?.textContent === 'crm' && document.getElementById('recover'));
     assert.equal(await page.$('#edit'), null);
 
     // Nothing hostile ran or was parsed as markup, and the page logged no error.
