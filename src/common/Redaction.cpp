@@ -1,5 +1,6 @@
 #include "relay/common/Redaction.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "relay/common/Ascii.hpp"
@@ -67,6 +68,40 @@ std::string redact_url(std::string_view url) {
     query.remove_prefix(amp + 1);
   }
   out.append(fragment);
+  return out;
+}
+
+std::string redact_dsn(std::string_view dsn) {
+  if (dsn.starts_with("postgresql://") || dsn.starts_with("postgres://")) return redact_url(dsn);
+  // libpq's grammar: key = value pairs separated by whitespace; a value is either a run of
+  // non-space characters or single-quoted with backslash escapes.
+  std::string out;
+  std::size_t i = 0;
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (i < dsn.size()) {
+    while (i < dsn.size() && is_space(dsn[i])) out += dsn[i++];
+    const auto key_start = i;
+    while (i < dsn.size() && dsn[i] != '=' && !is_space(dsn[i])) ++i;
+    const auto key = dsn.substr(key_start, i - key_start);
+    out += key;
+    while (i < dsn.size() && is_space(dsn[i])) out += dsn[i++];
+    if (i >= dsn.size() || dsn[i] != '=') continue;
+    out += dsn[i++];
+    while (i < dsn.size() && is_space(dsn[i])) out += dsn[i++];
+    const auto value_start = i;
+    if (i < dsn.size() && dsn[i] == '\'') {
+      ++i;
+      while (i < dsn.size() && dsn[i] != '\'') i += dsn[i] == '\\' ? 2 : 1;
+      i = std::min(i + 1, dsn.size());
+    } else {
+      while (i < dsn.size() && !is_space(dsn[i])) ++i;
+    }
+    if (looks_secret(key)) {
+      out += kRedacted;
+    } else {
+      out += dsn.substr(value_start, i - value_start);
+    }
+  }
   return out;
 }
 

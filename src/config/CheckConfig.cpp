@@ -38,7 +38,16 @@ void print_config_summary(const Config& config, std::ostream& out) {
     out << "  tls: off\n";
   }
   out << "storage:\n";
-  out << "  path: " << config.storage.path << '\n';
+  if (config.storage.backend == StorageConfig::Backend::kPostgres) {
+    const auto& pg = config.storage.postgres;
+    out << "  backend: postgres\n";
+    out << "  dsn: " << common::redact_dsn(pg.dsn) << '\n';
+    out << "  pool_size: " << pg.pool_size << '\n';
+    out << "  lease: " << format_duration(pg.lease) << '\n';
+  } else {
+    out << "  backend: sqlite\n";
+    out << "  path: " << config.storage.path << '\n';
+  }
   out << "  retention: " << format_duration(config.storage.retention) << '\n';
   const auto& d = config.delivery;
   std::vector<std::string> schedule;

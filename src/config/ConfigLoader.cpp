@@ -297,6 +297,15 @@ class Loader : private yaml::Reader {
     }
     if (const auto* e = top.get("logging")) logging(*e, config->logging);
     if (const auto* e = top.get("webhooks")) webhooks(*e, config->webhooks);
+    if (config->storage.backend == StorageConfig::Backend::kPostgres &&
+        config->storage.postgres.lease <= config->delivery.timeout) {
+      // A lease that runs out while its attempt is still in flight lets a second node send
+      // the same delivery at the same time.
+      add(root.Mark(), "storage.postgres.lease (" +
+                           format_duration(config->storage.postgres.lease) +
+                           ") must be longer than delivery.timeout (" +
+                           format_duration(config->delivery.timeout) + ")");
+    }
     if (problem_count() != 0) fail();
     return config;
   }
@@ -392,8 +401,26 @@ class Loader : private yaml::Reader {
   }
 
   void storage(const Entry& entry, StorageConfig& out) {
-    const auto s = section(entry, {"path", "retention", "secret_key_file"});
+    const auto s = section(entry, {"backend", "postgres", "path", "retention", "secret_key_file"});
     if (!s) return;
+    if (const auto* e = s->get("backend")) {
+      if (auto v = non_empty_text(*e, s->key_path("backend"))) {
+        if (*v == "sqlite") {
+          out.backend = StorageConfig::Backend::kSqlite;
+        } else if (*v == "postgres") {
+          out.backend = StorageConfig::Backend::kPostgres;
+        } else {
+          add(e->value_mark(),
+              s->key_path("backend") + ": expected sqlite or postgres, got '" + *v + "'");
+        }
+      }
+    }
+    if (const auto* e = s->get("postgres")) postgres(*e, out.postgres);
+    if (out.backend == StorageConfig::Backend::kPostgres && out.postgres.dsn.empty()) {
+      add(entry.value_mark(),
+          "storage.postgres.dsn: required with storage.backend: postgres (a libpq connection "
+          "string, e.g. \"host=db.internal dbname=relayd user=relayd password=${PGPASSWORD}\")");
+    }
     if (const auto* e = s->get("secret_key_file")) {
       const auto path = s->key_path("secret_key_file");
       if (auto file = non_empty_text(*e, path)) {
@@ -414,6 +441,37 @@ class Loader : private yaml::Reader {
     }
     if (const auto* e = s->get("retention")) {
       if (auto d = positive_duration(*e, s->key_path("retention"))) out.retention = *d;
+    }
+  }
+
+  void postgres(const Entry& entry, PostgresConfig& out) {
+    const std::string path = "storage.postgres";
+    if (entry.value.IsNull()) return;
+    if (!entry.value.IsMap()) {
+      add(entry.value_mark(),
+          path + ": expected a mapping, e.g. { dsn: \"host=db dbname=relayd\" }");
+      return;
+    }
+    const auto s = check_keys(collect(entry.value), path, entry.value.Mark(),
+                              {"dsn", "pool_size", "lease", "node_id"});
+    if (const auto* e = s.get("dsn")) {
+      if (auto v = non_empty_text(*e, s.key_path("dsn"))) out.dsn = *v;
+    }
+    if (const auto* e = s.get("pool_size")) {
+      if (auto n = positive_int(*e, s.key_path("pool_size"), 256)) {
+        if (*n < 3) {
+          add(e->value_mark(),
+              s.key_path("pool_size") + ": at least 3 (one writer, one listener, one reader)");
+        } else {
+          out.pool_size = static_cast<std::size_t>(*n);
+        }
+      }
+    }
+    if (const auto* e = s.get("lease")) {
+      if (auto d = positive_duration(*e, s.key_path("lease"))) out.lease = *d;
+    }
+    if (const auto* e = s.get("node_id")) {
+      if (auto v = non_empty_text(*e, s.key_path("node_id"))) out.node_id = *v;
     }
   }
 

@@ -49,6 +49,17 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (a.server.tls_cert != b.server.tls_cert) keys.emplace_back("server.tls_cert");
   if (a.server.tls_key != b.server.tls_key) keys.emplace_back("server.tls_key");
   if (a.storage.path != b.storage.path) keys.emplace_back("storage.path");
+  if (a.storage.backend != b.storage.backend) keys.emplace_back("storage.backend");
+  if (a.storage.postgres.dsn != b.storage.postgres.dsn) keys.emplace_back("storage.postgres.dsn");
+  if (a.storage.postgres.pool_size != b.storage.postgres.pool_size) {
+    keys.emplace_back("storage.postgres.pool_size");
+  }
+  if (a.storage.postgres.node_id != b.storage.postgres.node_id) {
+    keys.emplace_back("storage.postgres.node_id");
+  }
+  if (a.storage.postgres.lease != b.storage.postgres.lease) {
+    keys.emplace_back("storage.postgres.lease");
+  }
   if (a.delivery.ca_file != b.delivery.ca_file) keys.emplace_back("delivery.ca_file");
   return keys;
 }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,6 +32,7 @@
 
 #include "Reconcile.hpp"
 #include "RetentionJob.hpp"
+#include "relay/common/Redaction.hpp"
 #include "relay/common/Version.hpp"
 #include "relay/config/ConfigLoader.hpp"
 #include "relay/config/FileModes.hpp"
@@ -87,6 +89,15 @@ void tighten_database_modes(const std::string& db_path) {
   }
 }
 
+// The name this node's leases carry: storage.postgres.node_id, else the host name. Nodes on
+// one host need distinct node_ids (a restarting node releases its own name's leases).
+std::string node_id(const config::PostgresConfig& pg) {
+  if (!pg.node_id.empty()) return pg.node_id;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "relayd";
+  return host;
+}
+
 }  // namespace
 
 int run_serve(const std::string& config_path) {
@@ -117,8 +128,21 @@ int run_serve(const std::string& config_path) {
         return 1;
       }
     }
-    store = store::open_sqlite_store(options);
-    tighten_database_modes(options.path);
+    if (initial->storage.backend == config::StorageConfig::Backend::kPostgres) {
+      const auto& pg = initial->storage.postgres;
+      store::PostgresStoreOptions po;
+      po.dsn = pg.dsn;
+      po.pool_size = pg.pool_size;
+      po.lease = std::chrono::duration_cast<std::chrono::milliseconds>(pg.lease);
+      po.node_id = node_id(pg);
+      po.max_queued_writes = options.max_queued_writes;
+      store = store::open_postgres_store(po);
+      spdlog::info("database {}: this node claims deliveries as '{}'", common::redact_dsn(pg.dsn),
+                   po.node_id);
+    } else {
+      store = store::open_sqlite_store(options);
+      tighten_database_modes(options.path);
+    }
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the database: {}", e.what());
     return 1;
@@ -161,6 +185,8 @@ int run_serve(const std::string& config_path) {
   delivery::HttpClientPool client(io, client_options);
   dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
   wake = [&dispatcher] { dispatcher.notify(); };
+  // Other nodes on the same database (PostgreSQL) made work due: claim.
+  store->set_wake_handler([&dispatcher] { dispatcher.notify(); });
   Metrics metrics;
   dispatcher.set_attempt_observer(
       [&metrics](const std::string& webhook_id, const char* outcome, std::int64_t ms) {
@@ -286,7 +312,10 @@ int run_serve(const std::string& config_path) {
   notify_systemd("READY=1\nSTATUS=relayd " + std::string(kVersion) + " listening on " +
                  initial->server.listen);
   spdlog::info("relayd {} ready: listening on {}:{}, database {}, {} webhooks", kVersion,
-               initial->server.listen_host, server.port(), initial->storage.path,
+               initial->server.listen_host, server.port(),
+               initial->storage.backend == config::StorageConfig::Backend::kPostgres
+                   ? common::redact_dsn(initial->storage.postgres.dsn)
+                   : initial->storage.path,
                initial->webhooks.size());
 
   stop_requested.get_future().wait();

@@ -31,4 +31,10 @@ inline constexpr std::string_view kRedacted = "[redacted]";
 /// "https://h/p?api_token=[redacted]&[redacted]".
 [[nodiscard]] std::string redact_url(std::string_view url);
 
+/// A libpq connection string with its secrets hidden, for errors and logs: in the
+/// `key=value` form every value whose key looks_secret() (password, sslpassword, …) becomes
+/// kRedacted; a `postgresql://` / `postgres://` URI goes through redact_url (user info and
+/// query values). "host=db password='x y'" → "host=db password=[redacted]".
+[[nodiscard]] std::string redact_dsn(std::string_view dsn);
+
 }  // namespace relay::common

@@ -31,8 +31,27 @@ struct ServerConfig {
   std::optional<std::string> tls_key;
 };
 
+/// `storage.postgres` (SPEC §14): several relayd nodes on one PostgreSQL database.
+struct PostgresConfig {
+  /// libpq conninfo ("host=… dbname=… user=… password=…" or a postgresql:// URI). May hold a
+  /// password: print it only through common::redact_dsn.
+  std::string dsn;
+  /// Connections per node: one writer (group commit), one listener (LISTEN/NOTIFY), the rest
+  /// serve the blocking reads. At least 3.
+  std::size_t pool_size = 4;
+  /// How long a claim holds a delivery. A node that dies loses its leases; another node takes
+  /// the delivery over once its lease has run out. Must exceed delivery.timeout.
+  Duration lease = std::chrono::minutes(2);
+  /// This node's name in the leases it takes; empty: the host name. Nodes that share a host
+  /// (and a database) need distinct names: at start a node releases its own name's leases.
+  std::string node_id;
+};
+
 /// The `storage:` section.
 struct StorageConfig {
+  enum class Backend { kSqlite, kPostgres };
+  Backend backend = Backend::kSqlite;
+  PostgresConfig postgres;
   std::string path = "/var/lib/relayd/relayd.db";
   Duration retention = std::chrono::hours(24 * 30);
   /// Encrypts the secrets of API-managed webhooks at rest (SPEC §11); none: the API refuses

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -127,6 +128,12 @@ class DeliveryStore {
   /// while they waited for a slot) become pending again with their due time unchanged and no
   /// attempt counted. Only rows still `delivering` change.
   virtual void release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) = 0;
+
+  /// A store shared by several nodes (PostgreSQL) calls `wake`, on a thread of its own, when
+  /// another node may have made deliveries due (new events, retries, expired leases), so that
+  /// an idle dispatcher claims again. Call once, before work starts. The default (a store
+  /// only this process writes) never calls it.
+  virtual void set_wake_handler(std::function<void()> wake) { (void)wake; }
 };
 
 /// What the admin API reads, and the one write it asks for (redeliver).
@@ -282,5 +289,26 @@ class Store : public IntakeStore,
 
 /// Opens (creating and migrating when needed) the SQLite database. Throws StoreError.
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
+
+/// The PostgreSQL backend (SPEC §14): several nodes share one database.
+struct PostgresStoreOptions {
+  std::string dsn;  // libpq conninfo; messages show it redacted
+  /// Connections: one writer, one listener, the rest readers (at least 3).
+  std::size_t pool_size = 4;
+  /// How long a claim holds a delivery; then another node may claim it (> delivery timeout).
+  std::chrono::milliseconds lease{std::chrono::minutes(2)};
+  /// This node's name in lease_owner. Nodes sharing a database need distinct names;
+  /// recover_interrupted releases the leases of this name only (a restart of this node).
+  std::string node_id;
+  std::size_t max_queued_writes = 65536;
+  std::size_t max_group = 4096;
+  std::size_t bulk_chunk = 5000;
+  /// Tests only: called on the writer thread before each group.
+  std::function<void()> before_group_for_testing;
+};
+
+/// Connects, creates or migrates the schema (once, under an advisory lock) and starts the
+/// writer and the listener. Throws StoreError (with the dsn redacted).
+std::unique_ptr<Store> open_postgres_store(const PostgresStoreOptions& options);
 
 }  // namespace relay::store

@@ -1,0 +1,721 @@
+// The store's role API against every backend (SPEC §14: the same rules on SQLite and on
+// PostgreSQL). Each test runs once per backend: on a fresh SQLite file, and on a fresh
+// database of the run's PostgreSQL server (tests/support/PgServer.hpp). Tests that look at
+// SQLite itself (file checks, query plans, the sqlite3 CLI) stay in StoreTest.cpp; those of
+// several PostgreSQL nodes on one database are in PgNodesTest.cpp.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "PgServer.hpp"
+#include "StoreTestHelpers.hpp"
+#include "relay/common/Ids.hpp"
+#include "relay/common/Time.hpp"
+#include "relay/store/Store.hpp"
+
+namespace relay::store {
+namespace {
+
+namespace fs = std::filesystem;
+using common::TimePoint;
+using namespace std::chrono_literals;
+using namespace testing_support;
+
+/// The options both backends share.
+struct Opts {
+  std::size_t max_queued_writes = 65536;
+  std::size_t max_group = 4096;
+  std::size_t bulk_chunk = 5000;
+  std::function<void()> before_group_for_testing;
+};
+
+std::string sqlite_query(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr);
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt* s = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      if (!out.empty()) out += "\n";
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        if (i) out += "|";
+        const auto* t = sqlite3_column_text(s, i);
+        out += t ? reinterpret_cast<const char*>(t) : "NULL";
+      }
+    }
+    if (sqlite3_errcode(h) != SQLITE_OK && sqlite3_errcode(h) != SQLITE_DONE &&
+        sqlite3_errcode(h) != SQLITE_ROW) {
+      out = std::string("error: ") + sqlite3_errmsg(h);
+    }
+  } else {
+    out = std::string("error: ") + sqlite3_errmsg(h);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return out;
+}
+
+class StoreBackend : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (pg()) {
+      dsn_ = relay::testing::fresh_database();
+    } else {
+      std::random_device rd;
+      dir_ = fs::temp_directory_path() /
+             ("relay-store-" + std::to_string(rd()) + std::to_string(rd()));
+      fs::create_directories(dir_);
+    }
+  }
+  void TearDown() override {
+    if (!dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+  [[nodiscard]] bool pg() const { return GetParam() == "postgres"; }
+
+  /// Opens the test's database (the same one each time: a reopen is a restart).
+  std::unique_ptr<Store> open(const Opts& o = {}) {
+    if (pg()) {
+      PostgresStoreOptions p;
+      p.dsn = dsn_;
+      p.node_id = "node-a";
+      p.max_queued_writes = o.max_queued_writes;
+      p.max_group = o.max_group;
+      p.bulk_chunk = o.bulk_chunk;
+      p.before_group_for_testing = o.before_group_for_testing;
+      return open_postgres_store(p);
+    }
+    StoreOptions s;
+    s.path = (dir_ / "r.db").string();
+    s.max_queued_writes = o.max_queued_writes;
+    s.max_group = o.max_group;
+    s.bulk_chunk = o.bulk_chunk;
+    s.before_group_for_testing = o.before_group_for_testing;
+    return open_sqlite_store(s);
+  }
+  /// Rows as "a|b\nc|d" (NULL for SQL NULL), read outside the store.
+  std::string query(const std::string& sql) {
+    return pg() ? relay::testing::pg_query(dsn_, sql) : sqlite_query(dir_ / "r.db", sql);
+  }
+  void exec(const std::string& sql) {
+    const auto r = query(sql);
+    ASSERT_FALSE(r.starts_with("error: ")) << sql << ": " << r;
+  }
+  /// The column DueDelivery::rowid names.
+  [[nodiscard]] std::string rowid() const { return pg() ? "seq" : "rowid"; }
+
+  std::string dsn_;
+  fs::path dir_;
+};
+
+TEST_P(StoreBackend, StoreIntake_DuplicateIdReturnsTheFirstReceipt) {
+  auto s = open();
+  const auto first = submit(*s, {event("evt_same", {pending("crm"), paused("billing")})});
+  ASSERT_EQ(first.size(), 1U);
+  EXPECT_FALSE(first[0].duplicate);
+  const auto again = submit(*s, {event("evt_same", {pending("crm")}, common::now_ms() + 5s)});
+  ASSERT_EQ(again.size(), 1U);
+  EXPECT_TRUE(again[0].duplicate);
+  EXPECT_EQ(again[0].deliveries, first[0].deliveries);
+  EXPECT_EQ(again[0].created_at, first[0].created_at);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries"), "2");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE webhook_id='billing'"), "paused");
+}
+
+TEST_P(StoreBackend, StoreIntake_AVectorIsAllOrNothing) {
+  auto s = open();
+  auto d = pending("crm");
+  auto dup = d;  // same delivery id twice: the second insert violates the primary key
+  std::promise<WriteStatus> p;
+  s->submit_events({event("evt_a", {d}), event("evt_b", {dup})},
+                   [&](WriteStatus st, std::vector<EventReceipt>) { p.set_value(st); });
+  EXPECT_EQ(p.get_future().get(), WriteStatus::kRejected);
+  EXPECT_EQ(query("SELECT count(*) FROM events"), "0");
+  EXPECT_EQ(s->stats().rejected, 1U);
+  // The writer carries on.
+  submit(*s, {event("evt_c", {pending("crm")})});
+  EXPECT_EQ(query("SELECT count(*) FROM events"), "1");
+}
+
+TEST_P(StoreBackend, StoreDispatch_ClaimRespectsLimitsAndDueTimesAndReportsNextDue) {
+  auto s = open();
+  const auto now = common::now_ms();
+  std::vector<NewEvent> events;
+  for (int i = 0; i < 5; ++i)
+    events.push_back(event("evt_a" + std::to_string(i), {pending("a")}, now));
+  for (int i = 0; i < 3; ++i)
+    events.push_back(event("evt_b" + std::to_string(i), {pending("b")}, now));
+  events.push_back(event("evt_later", {pending("b")}, now + 1h));
+  submit(*s, std::move(events));
+  const auto r = claim(*s, {{"a", 2}, {"b", 10}}, now);
+  int a = 0, b = 0;
+  for (const auto& d : r.claimed) {
+    (d.webhook_id == "a" ? a : b)++;
+    EXPECT_EQ(d.event_type, "ticket.created");
+    EXPECT_EQ(d.payload, R"({"id":")" + d.event_id + R"(","data":{}})");
+  }
+  EXPECT_EQ(a, 2);
+  EXPECT_EQ(b, 3);
+  ASSERT_TRUE(r.next_due.has_value());
+  EXPECT_EQ(*r.next_due, now);  // the three of "a" left are due now
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='delivering'"), "5");
+  const auto r2 = claim(*s, {{"b", 10}}, now);
+  EXPECT_TRUE(r2.claimed.empty());
+}
+
+TEST_P(StoreBackend, StoreDispatch_RecordAttemptRecoverAndRedeliver) {
+  auto s = open();
+  const auto receipts = submit(*s, {event("evt_1", {pending("crm")})});
+  const auto id = receipts[0].deliveries[0].first;
+  ASSERT_EQ(claim(*s, {{"crm", 1}}).claimed.size(), 1U);
+
+  AttemptRecord rec;
+  rec.delivery_id = id;
+  rec.attempt_number = 1;
+  rec.started_at = common::now_ms();
+  rec.duration_ms = 12;
+  rec.url = "https://x/hook";
+  rec.request_headers = "{}";
+  rec.response_status = 500;
+  rec.response_body = "boom";
+  rec.outcome = AttemptOutcome::kRetry;
+  rec.new_status = DeliveryStatus::kPending;
+  rec.next_attempt_at = common::now_ms() + 1min;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT status, attempt_count, last_status_code, last_error FROM deliveries"),
+            "pending|1|500|HTTP 500");
+  EXPECT_EQ(query("SELECT attempt_number, outcome, response_status, response_body FROM attempts"),
+            "1|retry|500|boom");
+
+  // Not due yet; redeliver makes it due now.
+  EXPECT_TRUE(claim(*s, {{"crm", 1}}).claimed.empty());
+  std::promise<bool> found;
+  s->redeliver(id, common::now_ms(), [&](WriteStatus, bool f) { found.set_value(f); });
+  EXPECT_TRUE(found.get_future().get());
+  const auto c = claim(*s, {{"crm", 1}});
+  ASSERT_EQ(c.claimed.size(), 1U);
+  EXPECT_EQ(c.claimed[0].attempt_count, 1);
+
+  // A crash now: recovery makes it due again.
+  s->close();
+  s = open();
+  EXPECT_EQ(s->recover_interrupted(common::now_ms()), 1U);
+  EXPECT_EQ(query("SELECT status FROM deliveries"), "pending");
+  std::promise<bool> missing;
+  s->redeliver("dlv_nope", common::now_ms(), [&](WriteStatus, bool f) { missing.set_value(f); });
+  EXPECT_FALSE(missing.get_future().get());
+
+  // A delivery cancelled while in flight stays cancelled; the attempt row is still written.
+  ASSERT_EQ(claim(*s, {{"crm", 1}}).claimed.size(), 1U);
+  std::promise<std::size_t> cancelled;
+  s->cancel_webhooks_except({}, [&](WriteStatus, std::size_t n) { cancelled.set_value(n); });
+  EXPECT_EQ(cancelled.get_future().get(), 1U);
+  rec.attempt_number = 2;
+  rec.outcome = AttemptOutcome::kSucceeded;
+  rec.new_status = DeliveryStatus::kSucceeded;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT status FROM deliveries"), "cancelled");
+  EXPECT_EQ(query("SELECT count(*) FROM attempts"), "2");
+  EXPECT_EQ(query("SELECT count(*) FROM delivery_log WHERE delivery_id='" + id + "'"), "2");
+}
+
+// The dispatcher passes the rowid the claim read; the record finds the row by it, and only if
+// the id still matches.
+TEST_P(StoreBackend, StoreDispatch_RecordByRowidChecksTheId) {
+  auto s = open();
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm")})});
+  const auto c = claim(*s, {{"crm", 2}});
+  ASSERT_EQ(c.claimed.size(), 2U);
+  for (const auto& d : c.claimed) {
+    EXPECT_EQ(query("SELECT id FROM deliveries WHERE " + rowid() + " = " + std::to_string(d.rowid)),
+              d.delivery_id);
+  }
+  AttemptRecord rec;
+  rec.attempt_number = 1;
+  rec.started_at = common::now_ms();
+  rec.url = "https://x/hook";
+  rec.request_headers = "{}";
+  rec.response_status = 200;
+  rec.outcome = AttemptOutcome::kSucceeded;
+  rec.new_status = DeliveryStatus::kSucceeded;
+  // A rowid that belongs to another delivery changes nothing.
+  rec.delivery_id = c.claimed[0].delivery_id;
+  rec.delivery_rowid = c.claimed[1].rowid;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status = 'delivering'"), "2");
+  rec.delivery_rowid = c.claimed[0].rowid;
+  EXPECT_EQ(wait([&](auto cb) { s->record_attempt(rec, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE id = '" + c.claimed[0].delivery_id + "'"),
+            "succeeded");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE id = '" + c.claimed[1].delivery_id + "'"),
+            "delivering");
+}
+
+TEST_P(StoreBackend, StoreWebhooks_PausedCapDropsOldestAndResumeKeepsOrder) {
+  auto s = open();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 3)})});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE id='" + ids[0] + "'"), "dropped");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE id='" + ids[1] + "'"), "dropped");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "3");
+
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", false, 3, cb, nullptr); }),
+            WriteStatus::kOk);
+  const auto c = claim(*s, {{"crm", 10}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  EXPECT_EQ(c.claimed[0].delivery_id, ids[2]);
+  EXPECT_EQ(c.claimed[2].delivery_id, ids[4]);
+
+  // Pausing pending work: pending → paused, capped.
+  for (int i = 0; i < 4; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 2, cb, nullptr); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "2");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='dropped'"), "4");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='delivering'"), "3");
+}
+
+TEST_P(StoreBackend, StoreWebhooks_ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
+  Opts o;
+  o.bulk_chunk = 10;
+  auto s = open(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 35; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 1000)})});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  const auto commits_before = s->stats().commits;
+  // The resume and an intake request are queued together: the intake commits between two
+  // chunks instead of after all of them.
+  std::promise<WriteStatus> resumed;
+  std::promise<std::uint64_t> intake_commit;
+  std::atomic<int> progress{0};
+  std::atomic<int> progress_after_done{0};
+  std::atomic<bool> done_ran{false};
+  s->set_webhook_paused(
+      "crm", false, 1000,
+      [&](WriteStatus st) {
+        done_ran = true;
+        resumed.set_value(st);
+      },
+      [&] {
+        ++progress;
+        if (done_ran) ++progress_after_done;
+      });
+  s->submit_events(
+      {event("evt_new", {pending("billing")})},
+      [&](WriteStatus, std::vector<EventReceipt>) { intake_commit.set_value(s->stats().commits); });
+  EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
+  const auto commits_after = s->stats().commits;
+  EXPECT_GE(commits_after - commits_before, 4U);  // chunks of 10+10+10+5 (the intake may share one)
+  // Each chunk said so as it committed (the dispatcher starts on the first), all before `done`.
+  EXPECT_EQ(progress.load(), 4);
+  EXPECT_EQ(progress_after_done.load(), 0);
+  EXPECT_LT(intake_commit.get_future().get(), commits_after);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE webhook_id='crm' AND "
+                  "status='pending'"),
+            "35");
+  EXPECT_EQ(query("SELECT count(DISTINCT next_attempt_at) FROM deliveries WHERE "
+                  "webhook_id='crm'"),
+            "1");
+  const auto c = claim(*s, {{"crm", 100}});
+  ASSERT_EQ(c.claimed.size(), 35U);
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(c.claimed[i].delivery_id, ids[i]);
+
+  // Pause 25 pending ones in chunks, capped at 7: the cap applies once all are paused.
+  for (int i = 0; i < 25; ++i) submit(*s, {event("evt_p" + std::to_string(i), {pending("crm")})});
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 7, cb, nullptr); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "7");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='dropped'"), "18");
+}
+
+TEST_P(StoreBackend, StoreWebhooks_ANewerPauseSupersedesTheRestOfAResumeInProgress) {
+  Opts o;
+  o.bulk_chunk = 5;
+  auto s = open(o);
+  for (int i = 0; i < 40; ++i)
+    submit(*s, {event("evt_" + std::to_string(i), {paused("crm", 1000)})});
+  // Resume, then (a reload later) pause again before the resume's chunks are done: whatever the
+  // interleaving, the last word wins and every delivery ends paused.
+  std::promise<WriteStatus> resumed;
+  s->set_webhook_paused(
+      "crm", false, 1000, [&](WriteStatus st) { resumed.set_value(st); }, nullptr);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 1000, cb, nullptr); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "40");
+}
+
+TEST_P(StoreBackend, StoreRetention_PruneBeforeRemovesExactlyOlderRowsInBatches) {
+  auto s = open();
+  const auto now = common::now_ms();
+  const auto cutoff = now - 24h;
+  // Exactly at the cutoff is kept; one millisecond before it goes.
+  submit(*s, {event("evt_old", {pending("crm")}, cutoff - 1ms),
+              event("evt_edge", {pending("crm")}, cutoff), event("evt_new", {pending("crm")}, now),
+              event("evt_orphan_old", {}, cutoff - 1ms), event("evt_orphan_edge", {}, cutoff),
+              event("evt_live_old", {pending("live")}, cutoff - 1h)});
+  // Finished at their event's time; one attempt each started then.
+  exec(
+      "UPDATE deliveries SET status='succeeded', updated_at=(SELECT created_at FROM events WHERE "
+      "id=event_id) WHERE webhook_id='crm'");
+  exec(
+      "INSERT INTO attempts(delivery_id, attempt_number, started_at, duration_ms, url, "
+      "request_headers, outcome) SELECT id, 1, created_at, 1, 'u', '{}', 'succeeded' FROM "
+      "deliveries");
+  std::size_t total = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::promise<std::size_t> p;
+    s->prune_before(cutoff, 1, [&](WriteStatus st, std::size_t n) {
+      EXPECT_EQ(st, WriteStatus::kOk);
+      p.set_value(n);
+    });
+    const auto n = p.get_future().get();
+    EXPECT_LE(n, 1U);
+    total += n;
+    if (n == 0) break;
+  }
+  // Attempts of evt_old and evt_live_old, the finished delivery of evt_old, the events
+  // evt_old and evt_orphan_old. The pending delivery of evt_live_old (and so its event) stays.
+  EXPECT_EQ(total, 5U);
+  EXPECT_EQ(query("SELECT id FROM events ORDER BY id"),
+            "evt_edge\nevt_live_old\nevt_new\nevt_orphan_edge");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries"), "3");
+  EXPECT_EQ(query("SELECT count(*) FROM attempts"), "2");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE webhook_id='live'"), "1");
+}
+
+TEST_P(StoreBackend, StoreWebhooks_CancelWebhooksExceptKeepsKnownOnesAndFinishedRows) {
+  auto s = open();
+  submit(*s, {event("evt_1", {pending("keep"), pending("gone"), paused("gone"), pending("x")}),
+              event("evt_2", {pending("gone")})});
+  ASSERT_EQ(claim(*s, {{"gone", 1}}).claimed.size(), 1U);  // one is delivering
+  exec("UPDATE deliveries SET status='succeeded' WHERE webhook_id='x'");
+  std::promise<std::size_t> p;
+  s->cancel_webhooks_except({"keep"}, [&](WriteStatus st, std::size_t n) {
+    EXPECT_EQ(st, WriteStatus::kOk);
+    p.set_value(n);
+  });
+  EXPECT_EQ(p.get_future().get(), 3U);
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE webhook_id='keep'"), "pending");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE webhook_id='x'"), "succeeded");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE webhook_id='gone' AND "
+                  "status='cancelled' AND next_attempt_at IS NULL"),
+            "3");
+}
+
+TEST_P(StoreBackend, StoreBackpressure_FullQueueRefusesIntakeAtOnce) {
+  Opts o;
+  o.max_queued_writes = 4;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> hold{true};
+  std::atomic<bool> writer_held{false};
+  o.before_group_for_testing = [&] {
+    if (!hold) return;
+    writer_held = true;
+    released.wait();
+  };
+  auto s = open(o);
+  std::atomic<int> done{0};
+  // One request first, and only once the writer holds it (a group of exactly one) do the others
+  // go in: otherwise a slow writer (TSan) may take two into its group and leave room for six.
+  ASSERT_TRUE(s->submit_events({event("evt_first", {})},
+                               [&](WriteStatus, std::vector<EventReceipt>) { ++done; }));
+  int accepted = 1;
+  for (int i = 0; i < 1000 && !writer_held; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!writer_held) {
+    hold = false;
+    release.set_value();  // never leave the writer waiting: close() would wait for it
+    FAIL() << "the writer did not take the first request within 10 s";
+  }
+  bool refused = false;
+  for (int i = 0; i < 20 && !refused; ++i) {
+    if (s->submit_events({event("evt_" + std::to_string(i), {})},
+                         [&](WriteStatus, std::vector<EventReceipt>) { ++done; })) {
+      ++accepted;
+    } else {
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(accepted, 5);  // the one the writer holds + max_queued_writes
+  hold = false;
+  release.set_value();
+  s->close();
+  EXPECT_EQ(done.load(), accepted);
+}
+
+TEST_P(StoreBackend, StoreGroupCommit_ARejectedRequestIsRolledBackAloneInItsGroup) {
+  Opts o;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> hold{true};
+  o.before_group_for_testing = [&] {
+    if (hold.exchange(false)) released.wait();
+  };
+  auto s = open(o);
+  // The writer takes a first request and is held before running it; three more queue up
+  // meanwhile and then form one group.
+  std::vector<std::promise<WriteStatus>> ps(4);
+  const auto cb = [&](int i) {
+    return [&, i](WriteStatus st, std::vector<EventReceipt>) {
+      ps[static_cast<size_t>(i)].set_value(st);
+    };
+  };
+  ASSERT_TRUE(s->submit_events({event("evt_first", {pending("crm")})}, cb(0)));
+  while (hold) std::this_thread::sleep_for(1ms);
+  auto d = pending("crm");
+  ASSERT_TRUE(s->submit_events({event("evt_ok1", {d})}, cb(1)));
+  ASSERT_TRUE(s->submit_events({event("evt_bad", {d})}, cb(2)));  // delivery id used again
+  ASSERT_TRUE(s->submit_events({event("evt_ok2", {pending("crm")})}, cb(3)));
+  release.set_value();
+  EXPECT_EQ(ps[0].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(ps[1].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(ps[2].get_future().get(), WriteStatus::kRejected);
+  EXPECT_EQ(ps[3].get_future().get(), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT id FROM events ORDER BY id"), "evt_first\nevt_ok1\nevt_ok2");
+  const auto st = s->stats();
+  EXPECT_EQ(st.commits, 2U);
+  EXPECT_EQ(st.max_group, 3U);
+  EXPECT_EQ(st.rejected, 1U);
+  EXPECT_TRUE(s->writable());
+}
+
+TEST_P(StoreBackend, StoreClose_LaterWritesAnswerShuttingDownAndReadsThrow) {
+  auto s = open();
+  std::atomic<int> done{0};
+  for (int i = 0; i < 50; ++i) {
+    s->submit_events({event("evt_" + std::to_string(i), {pending("crm")})},
+                     [&](WriteStatus st, std::vector<EventReceipt>) {
+                       if (st == WriteStatus::kOk) ++done;
+                     });
+  }
+  s->close();  // drains the queue first
+  EXPECT_EQ(done.load(), 50);
+  std::optional<WriteStatus> late;
+  EXPECT_TRUE(s->submit_events({event("evt_late", {})},
+                               [&](WriteStatus st, std::vector<EventReceipt>) { late = st; }));
+  EXPECT_EQ(late, WriteStatus::kShuttingDown);  // called back at once, on this thread
+  EXPECT_FALSE(s->writable());
+  EXPECT_THROW(s->list_deliveries({}), StoreError);
+  s->close();  // idempotent
+}
+
+TEST_P(StoreBackend, StoreReads_GetListAndCount) {
+  auto s = open();
+  submit(*s, {event("evt_1", {pending("a"), paused("b")}), event("evt_2", {pending("a")})});
+  auto rows = s->list_deliveries({});
+  EXPECT_EQ(rows.size(), 3U);
+  DeliveryFilter f;
+  f.webhook_id = "a";
+  f.limit = 1;
+  rows = s->list_deliveries(f);
+  ASSERT_EQ(rows.size(), 1U);
+  f.before_id = rows[0].id;
+  const auto next = s->list_deliveries(f);
+  ASSERT_EQ(next.size(), 1U);
+  EXPECT_LT(next[0].id, rows[0].id);
+  const auto d = s->get_delivery(rows[0].id);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->event_type, "ticket.created");
+  EXPECT_FALSE(s->get_delivery("dlv_missing").has_value());
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& [k, n] : s->count_by_webhook_status()) counts[k.first + "/" + k.second] = n;
+  EXPECT_EQ(counts["a/pending"], 2);
+  EXPECT_EQ(counts["b/paused"], 1);
+  EXPECT_TRUE(s->writable());
+  const auto e = s->get_event("evt_1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_FALSE(e->duplicate);
+  EXPECT_EQ(e->deliveries.size(), 2U);
+  EXPECT_FALSE(s->get_event("evt_nope").has_value());
+}
+
+TEST_P(StoreBackend, StoreHealth_AttemptsKeepTheFailureStreakAndDisablesAreStored) {
+  auto s = open();
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm"), pending("crm")})});
+  const auto c = claim(*s, {{"crm", 3}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(c.claimed[0], AttemptOutcome::kRetry, t0), cb);
+            }),
+            WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(c.claimed[1], AttemptOutcome::kFailed, t0 + 1s), cb);
+            }),
+            WriteStatus::kOk);
+  auto rows = s->webhook_states();
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].consecutive_failures, 2);
+  EXPECT_EQ(rows[0].first_failure_at, common::format_rfc3339_ms(t0));  // the first one stays
+  EXPECT_FALSE(rows[0].last_success_at);
+  EXPECT_FALSE(rows[0].disabled_reason);
+
+  // A disable is stored; a second one keeps the first reason and time.
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", "gone", t0 + 2s, cb); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", "later", t0 + 3s, cb); }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_EQ(rows[0].disabled_reason, "gone");
+  EXPECT_EQ(rows[0].disabled_at, common::format_rfc3339_ms(t0 + 2s));
+  // It survives a restart.
+  s->close();
+  s = open();
+  EXPECT_EQ(s->webhook_states().at(0).disabled_reason, "gone");
+
+  // Enabling clears the disable and the streak; a success resets the streak too.
+  EXPECT_EQ(wait([&](auto cb) { s->set_webhook_disabled("crm", std::nullopt, t0 + 4s, cb); }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_FALSE(rows[0].disabled_reason);
+  EXPECT_EQ(rows[0].consecutive_failures, 0);
+  EXPECT_FALSE(rows[0].first_failure_at);
+  s->recover_interrupted(common::now_ms());
+  const auto again = claim(*s, {{"crm", 1}});
+  ASSERT_EQ(again.claimed.size(), 1U);
+  EXPECT_EQ(wait([&](auto cb) {
+              s->record_attempt(attempt_of(again.claimed[0], AttemptOutcome::kSucceeded, t0 + 5s),
+                                cb);
+            }),
+            WriteStatus::kOk);
+  rows = s->webhook_states();
+  EXPECT_EQ(rows[0].last_success_at, common::format_rfc3339_ms(t0 + 5s));
+  EXPECT_EQ(rows[0].consecutive_failures, 0);
+}
+
+TEST_P(StoreBackend, StoreHealth_ReleaseClaimedPutsThemBackUncountedWithTheirDueTime) {
+  auto s = open();
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm")})});
+  const auto before = query("SELECT next_attempt_at FROM deliveries ORDER BY id");
+  auto c = claim(*s, {{"crm", 2}});
+  ASSERT_EQ(c.claimed.size(), 2U);
+  EXPECT_EQ(wait([&](auto cb) { s->release_claimed(c.claimed, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query("SELECT status, attempt_count FROM deliveries"), "pending|0\npending|0");
+  EXPECT_EQ(query("SELECT next_attempt_at FROM deliveries ORDER BY id"), before);
+  EXPECT_EQ(claim(*s, {{"crm", 2}}).claimed.size(), 2U);
+}
+
+TEST_P(StoreBackend, StoreHealth_RecoverFailedMakesExactlyTheWindowDueInChunks) {
+  Opts o;
+  o.bulk_chunk = 2;
+  auto s = open(o);
+  // Five failed deliveries of crm, one a second apart, plus one of another webhook and one of
+  // crm that succeeded, all inside the window.
+  const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = submit(*s, {event("evt_" + std::to_string(i), {pending("crm")}, t0 + i * 1s)});
+    ids.push_back(r[0].deliveries[0].first);
+  }
+  submit(*s, {event("evt_other", {pending("other"), pending("crm")}, t0 + 2s)});
+  for (const auto& d : claim(*s, {{"crm", 10}, {"other", 10}}).claimed) {
+    const bool ok = d.event_id == "evt_other" && d.webhook_id == "crm";
+    EXPECT_EQ(wait([&](auto cb) {
+                s->record_attempt(
+                    attempt_of(d, ok ? AttemptOutcome::kSucceeded : AttemptOutcome::kFailed, t0),
+                    cb);
+              }),
+              WriteStatus::kOk);
+  }
+  // created_at is the intake time of the row, not the event's: set it as the test needs.
+  {
+    for (int i = 0; i < 5; ++i) {
+      exec("UPDATE deliveries SET created_at = '" + common::format_rfc3339_ms(t0 + i * 1s) +
+           "' WHERE id = '" + ids[i] + "'");
+    }
+    exec("UPDATE deliveries SET created_at = '" + common::format_rfc3339_ms(t0 + 2s) +
+         "' WHERE event_id = 'evt_other'");
+  }
+  std::promise<std::pair<WriteStatus, std::size_t>> done;
+  std::atomic<int> chunks{0};
+  s->recover_failed(
+      "crm", t0 + 1s, t0 + 4s, common::now_ms(),
+      [&](WriteStatus st, std::size_t n) {
+        done.set_value({st, n});
+      },
+      [&] { ++chunks; });
+  const auto [st, n] = done.get_future().get();
+  EXPECT_EQ(st, WriteStatus::kOk);
+  EXPECT_EQ(n, 3U);  // ids 1, 2, 3: [since, until) excludes 4; the succeeded one stays
+  EXPECT_EQ(chunks, 2);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(query("SELECT status FROM deliveries WHERE id = '" + ids[i] + "'"),
+              i >= 1 && i <= 3 ? "pending" : "failed")
+        << i;
+  }
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE webhook_id = 'other'"), "failed");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE event_id = 'evt_other' AND "
+                  "webhook_id = 'crm'"),
+            "succeeded");
+  // Oldest first, and attempt_count kept (the next attempt is counted).
+  const auto c = claim(*s, {{"crm", 10}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  EXPECT_EQ(c.claimed[0].delivery_id, ids[1]);
+  EXPECT_EQ(c.claimed[2].delivery_id, ids[3]);
+  EXPECT_EQ(c.claimed[0].attempt_count, 1);
+}
+
+TEST_P(StoreBackend,
+       StoreGroupCommit_ConcurrentWritersShareTransactionsAndCallbacksComeAfterCommit) {
+  auto s = open();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 500;
+  std::atomic<int> ok{0};
+  std::atomic<int> invisible{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<void>> waits;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto p = std::make_shared<std::promise<void>>();
+        waits.push_back(p->get_future());
+        const auto id = "evt_" + std::to_string(t) + "_" + std::to_string(i);
+        while (!s->submit_events(
+            {event(id, {pending("crm")})}, [&, p, id](WriteStatus st, std::vector<EventReceipt>) {
+              if (st == WriteStatus::kOk) ++ok;
+              // Sampled: a fresh connection must already see the row.
+              if (id.back() == '7' &&
+                  query("SELECT count(*) FROM events WHERE id='" + id + "'") != "1") {
+                ++invisible;
+              }
+              p->set_value();
+            })) {
+          std::this_thread::yield();
+        }
+      }
+      for (auto& w : waits) w.get();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(invisible.load(), 0);
+  EXPECT_EQ(query("SELECT count(*) FROM events"), std::to_string(kThreads * kPerThread));
+  const auto st = s->stats();
+  EXPECT_EQ(st.requests, static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_LT(st.commits, st.requests / 4) << "requests were not grouped";
+  EXPECT_GT(st.max_group, 1U);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreBackend, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace relay::store
