@@ -87,7 +87,8 @@ class DeliveryTest : public ::testing::Test {
   std::vector<std::vector<std::string>> attempts(const std::string& delivery_id) {
     Db db(cfg_.db);
     return db.rows(
-        "SELECT attempt_number, outcome, COALESCE(response_status, 'NULL'), COALESCE(error, ''), "
+        "SELECT attempt_number, outcome, COALESCE(CAST(response_status AS TEXT), 'NULL'), "
+        "COALESCE(error, ''), "
         "started_at FROM attempts WHERE delivery_id='" +
         delivery_id + "' ORDER BY attempt_number");
   }

@@ -206,7 +206,8 @@ TEST_F(HealthTest, CircuitOpensProbesOncePerCooldownClosesAndDrainsInOrder) {
   {
     Db db(cfg_.db);
     for (const auto& row : db.rows("SELECT id FROM deliveries WHERE status = 'pending' "
-                                   "ORDER BY next_attempt_at, rowid")) {
+                                   "ORDER BY next_attempt_at, " +
+                                   db.insertion_order())) {
       expected.push_back(row.at(0));
     }
   }

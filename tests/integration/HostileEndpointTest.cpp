@@ -332,9 +332,10 @@ class HostileEndpointTest : public ::testing::Test {
     Db db(cfg_.db);
     std::vector<AttemptRow> out;
     for (const auto& r :
-         db.rows("SELECT outcome, COALESCE(response_status, 'NULL'), COALESCE(error, ''), "
-                 "length(CAST(COALESCE(response_body, '') AS BLOB)), COALESCE(response_body, ''), "
-                 "duration_ms FROM attempts WHERE delivery_id='" +
+         db.rows("SELECT outcome, COALESCE(CAST(response_status AS TEXT), 'NULL'), "
+                 "COALESCE(error, ''), " +
+                 db.byte_length("COALESCE(response_body, '')") +
+                 ", COALESCE(response_body, ''), duration_ms FROM attempts WHERE delivery_id='" +
                  delivery_id + "' ORDER BY attempt_number")) {
       out.push_back({r[0], r[1], r[2], std::stoul(r[3]), r[4], std::stoll(r[5])});
     }

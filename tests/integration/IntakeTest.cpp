@@ -343,7 +343,9 @@ TEST_F(IntakeTest, SigkillRightAfterAckLosesNothing) {
   ASSERT_GT(acked.size(), 10U);
 
   Db db(cfg_.db);
-  EXPECT_EQ(db.value("PRAGMA integrity_check"), "ok");
+  if (!postgres_backend()) {
+    EXPECT_EQ(db.value("PRAGMA integrity_check"), "ok");
+  }
   for (const auto& id : acked) {
     ASSERT_EQ(db.count("SELECT count(*) FROM events WHERE id='" + id + "'"), 1) << id;
     ASSERT_EQ(db.count("SELECT count(*) FROM deliveries WHERE event_id='" + id + "'"), 2) << id;

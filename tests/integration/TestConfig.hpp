@@ -4,9 +4,12 @@
 #include <filesystem>
 #include <string>
 
+#include "PgServer.hpp"
+
 namespace relay::testing {
 
-/// A complete relayd config for tests: listen on 127.0.0.1:`port`, database `db`, short
+/// A complete relayd config for tests: listen on 127.0.0.1:`port`, database `db` (with
+/// RELAYD_TEST_BACKEND=postgres: the PostgreSQL database that stands for it, dsn_for), short
 /// grace, JSON-free text logs; `webhooks_yaml` is pasted under `webhooks:` (each line already
 /// indented by two spaces), `extra_yaml` appended at top level (e.g. a delivery: block is
 /// given through `delivery_yaml`).
@@ -30,6 +33,11 @@ struct TestConfig {
     y += "server:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n";
     y += "  max_body_bytes: 65536\n" + server_extra;
     y += "storage:\n  path: " + db.string() + "\n  retention: 30d\n" + storage_extra;
+    if (postgres_backend()) {
+      // The same test on PostgreSQL: `db` names a database of the run's server instead.
+      y += "  backend: postgres\n  postgres:\n    dsn: \"" + dsn_for(db) +
+           "\"\n    node_id: it\n    lease: 30s\n";
+    }
     y += "delivery:\n" + delivery_yaml;
     y += "shutdown_grace: " + shutdown_grace + "\n";
     y += "logging:\n  level: " + log_level + "\n  format: text\n";

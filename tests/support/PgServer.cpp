@@ -201,6 +201,8 @@ std::string pg_query(const std::string& dsn, const std::string& sql) {
     PQfinish(c);
     return e;
   }
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);  // "…does not exist, skipping"
   PGresult* r = PQexec(c, sql.c_str());
   std::string out;
   if (PQresultStatus(r) == PGRES_TUPLES_OK) {
