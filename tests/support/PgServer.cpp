@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace relay::testing {
 
@@ -69,7 +70,7 @@ std::string quote(const std::string& s) {
 
 }  // namespace
 
-PgServer::PgServer() {
+PgServer::PgServer(bool fsync) : immediate_stop_(!fsync) {
   char templ[] = "/tmp/relayd-pg-XXXXXX";
   if (::mkdtemp(templ) == nullptr) {
     throw std::runtime_error("PostgreSQL test server: cannot create a temporary directory");
@@ -90,10 +91,12 @@ PgServer::PgServer() {
   run("initdb", as_server_user(bin("initdb") + " -D " + quote((dir_ / "data").string()) +
                                " -U relayd --auth=trust -E UTF8 --locale=C --no-sync") +
                     " > " + quote((dir_ / "initdb.log").string()) + " 2>&1");
-  // fsync on: the durability tests kill things and expect committed rows to be there.
+  // fsync on (by default): tests that stop or kill the server expect committed rows to be
+  // there.
   std::ofstream conf(dir_ / "data" / "postgresql.conf", std::ios::app);
   conf << "listen_addresses = '127.0.0.1'\nport = " << port_ << "\nunix_socket_directories = '"
-       << dir_.string() << "'\nmax_connections = 200\nfsync = on\nshared_buffers = 32MB\n"
+       << dir_.string() << "'\nmax_connections = 200\nfsync = " << (fsync ? "on" : "off")
+       << "\nshared_buffers = 32MB\n"
        << "log_min_messages = warning\n";
   conf.close();
   start();
@@ -129,9 +132,10 @@ void PgServer::start() {
 void PgServer::stop() {
   if (!running_) return;
   running_ = false;
-  run("pg_ctl stop", as_server_user(bin("pg_ctl") + " -D " + quote((dir_ / "data").string()) +
-                                    " -m fast -w -t 60 stop") +
-                         " > /dev/null");
+  run("pg_ctl stop",
+      as_server_user(bin("pg_ctl") + " -D " + quote((dir_ / "data").string()) +
+                     (immediate_stop_ ? " -m immediate" : " -m fast") + " -w -t 60 stop") +
+          " > /dev/null");
 }
 
 std::string PgServer::dsn(const std::string& db) const {
@@ -163,7 +167,7 @@ std::string shared_pg_dsn(const std::string& db) {
       if (!ok) base.clear();
     }
     if (base.empty()) {
-      own = std::make_unique<PgServer>();
+      own = std::make_unique<PgServer>(/*fsync=*/false);
       base =
           "host=127.0.0.1 port=" + std::to_string(own->port()) + " user=relayd connect_timeout=10";
       // Stopped at exit (static destructor).
@@ -172,9 +176,37 @@ std::string shared_pg_dsn(const std::string& db) {
   return base + " dbname=" + db;
 }
 
+namespace {
+
+// The databases this process created, dropped when it exits (each test is a process of its
+// own under ctest): hundreds of them would otherwise fill the shared server's directory.
+struct CreatedDatabases {
+  std::mutex m;
+  std::vector<std::string> names;
+  ~CreatedDatabases() {
+    for (const auto& name : names) {
+      (void)pg_query(shared_pg_dsn(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    }
+  }
+};
+
+CreatedDatabases& created_databases() {
+  static CreatedDatabases created;
+  return created;
+}
+
+}  // namespace
+
 std::string fresh_database() {
   static std::atomic<int> n{0};
   const auto name = "t_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+  // The shared server's statics first: they are then destroyed after created_databases()'s.
+  (void)shared_pg_dsn();
+  {
+    auto& created = created_databases();
+    std::lock_guard lock(created.m);
+    created.names.push_back(name);
+  }
   pg_exec(shared_pg_dsn(), "DROP DATABASE IF EXISTS " + name);
   pg_exec(shared_pg_dsn(), "CREATE DATABASE " + name);
   return shared_pg_dsn(name);

@@ -21,7 +21,11 @@ namespace relay::testing {
 class PgServer {
  public:
   /// Starts a new server in a new temporary directory. Throws std::runtime_error.
-  PgServer();
+  /// `fsync` off is only for the run's shared server: nothing kills that server, only the
+  /// relayd processes using it (whose commits the OS keeps), and with fsync on, its hundreds
+  /// of per-test databases made the machine's disk the bottleneck of the whole suite. Tests
+  /// that stop or kill PostgreSQL itself start their own server, with fsync on.
+  explicit PgServer(bool fsync = true);
   /// Stops it and removes the directory.
   ~PgServer();
   PgServer(const PgServer&) = delete;
@@ -41,6 +45,7 @@ class PgServer {
   std::filesystem::path dir_;
   int port_ = 0;
   bool running_ = false;
+  bool immediate_stop_ = false;  // a throwaway server (fsync off): no shutdown checkpoint
 };
 
 /// The dsn of the run's shared server (started by the ctest fixture, else by this process).

@@ -26,7 +26,7 @@ int stop(const fs::path& dir) {
   const char* bindir = std::getenv("RELAYD_PG_BIN");
   std::string command = std::string(bindir != nullptr ? bindir : "/usr/lib/postgresql/15/bin") +
                         "/pg_ctl -D '" + server_dir +
-                        "/data' -m fast -w -t 60 stop > /dev/null 2>&1";
+                        "/data' -m immediate -w -t 60 stop > /dev/null 2>&1";  // throwaway data
   if (::geteuid() == 0) command = "runuser -u postgres -- " + command;
   const int rc = std::system(command.c_str());
   std::error_code ec;
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     try {
       fs::create_directories(dir);
       // Leaked on purpose: the server must outlive this process (stopped by `stop`).
-      auto* server = new relay::testing::PgServer();
+      auto* server = new relay::testing::PgServer(/*fsync=*/false);
       std::ofstream(dir / "dsn") << "host=127.0.0.1 port=" << server->port()
                                  << " user=relayd connect_timeout=10\n";
       std::ofstream(dir / "server_dir") << server->dir().string() << '\n';
