@@ -105,9 +105,12 @@ DeliveryRow SqliteStore::delivery_row(sqlite::Statement& q) {
 std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
 SqliteStore::count_by_webhook_status() {
   // A scan of the covering index (webhook_id, status, …): ~0.1 s per million deliveries.
+  // INDEXED BY: the smallest such index, whose third column is NULL for finished rows. Left
+  // to itself the planner takes (webhook_id, status, id) (schema v6), 57% more pages.
   return readers_.read("delivery counts", [](Connection& c) {
-    StatementScope q(c.cached(
-        "SELECT webhook_id, status, count(*) FROM deliveries GROUP BY webhook_id, status"));
+    StatementScope q(
+        c.cached("SELECT webhook_id, status, count(*) FROM deliveries INDEXED BY "
+                 "deliveries_webhook_due GROUP BY webhook_id, status"));
     std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>> out;
     while (q->step()) out.push_back({{q->text(0), q->text(1)}, q->int64(2)});
     return out;

@@ -197,6 +197,15 @@ TEST_F(StatsTest, QueriesUseTheStartedAtIndex) {
       "WHERE 1 AND d.webhook_id = 'crm' ORDER BY d.id DESC LIMIT 50");
   EXPECT_NE(newest.find("deliveries_webhook_newest"), std::string::npos) << newest;
   EXPECT_EQ(newest.find("TEMP B-TREE"), std::string::npos) << newest;
+  // Its status filter (schema v6): the newest 50 in that status straight from the index, even
+  // when the webhook has none in it (through deliveries_webhook_newest that walked them all).
+  const auto in_status = plan(
+      "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id "
+      "WHERE 1 AND d.webhook_id = 'crm' AND d.status = 'failed' ORDER BY d.id DESC LIMIT 50");
+  EXPECT_NE(in_status.find("deliveries_webhook_status_newest (webhook_id=? AND status=?)"),
+            std::string::npos)
+      << in_status;
+  EXPECT_EQ(in_status.find("TEMP B-TREE"), std::string::npos) << in_status;
 }
 
 }  // namespace
