@@ -316,10 +316,39 @@ async function runAction(box, label, fn) {
 
 async function webhookPage(id) {
   setCrumbs(link('#/', 'webhooks'), id);
+  // Recent deliveries with filters. The first page of them is asked for together with the
+  // rest: one round of parallel calls, not two in a row (the page's load time is its slowest call).
+  const statusSel = el('select', { id: 'filter-status' }, el('option', { value: '' }, 'any status'), STATUSES.map((st) => el('option', { value: st }, st)));
+  const eventSel = el('select', { id: 'filter-event' }, el('option', { value: '' }, 'any event'));
+  const before = el('input', { type: 'datetime-local', id: 'filter-before' });
+  const tableBody = el('tbody', { id: 'deliveries' });
+  const more = el('button', { type: 'button', id: 'older', hidden: true }, 'Older');
+  let next = null;
+  async function load(reset) {
+    const q = new URLSearchParams({ webhook: id, limit: '50' });
+    if (statusSel.value) q.set('status', statusSel.value);
+    if (eventSel.value) q.set('event', eventSel.value);
+    if (!reset && next) q.set('before', next);
+    else if (before.value) q.set('before', ulidTimeBound(Date.parse(before.value)));
+    const r = await api('GET', '/v1/deliveries?' + q);
+    if (reset) tableBody.replaceChildren();
+    for (const d of r.deliveries) {
+      tableBody.appendChild(el('tr', { 'data-status': d.status },
+        el('td', {}, link('#/deliveries/' + encodeURIComponent(d.id), d.id)), el('td', {}, d.event),
+        el('td', {}, badge(d.status)), el('td', { className: 'num' }, d.attempt_count),
+        el('td', { className: 'num' }, d.last_status_code === null ? '–' : d.last_status_code),
+        el('td', {}, d.last_error || ''), el('td', {}, d.created_at)));
+    }
+    if (reset && r.deliveries.length === 0) tableBody.appendChild(el('tr', {}, el('td', { colspan: 7, className: 'muted' }, 'No deliveries match.')));
+    next = r.next_before;
+    more.hidden = !next;
+  }
+
   const [list, stats, minutes, catalogue] = await Promise.all([
     api('GET', '/v1/webhooks'), api('GET', '/v1/stats/webhooks'),
     api('GET', '/v1/stats/attempts?hours=24&webhook=' + encodeURIComponent(id)),
     fetch('event-types.json', { cache: 'no-store' }).then((r) => r.json()),
+    load(true),
   ]);
   const wh = list.webhooks.find((w) => w.id === id);
   if (!wh) throw new ApiError(404, 'not_found', "no webhook '" + id + "'");
@@ -386,37 +415,11 @@ async function webhookPage(id) {
       }) }, 'Rotate secret'))]);
   }
 
-  // Recent deliveries with filters.
-  const statusSel = el('select', { id: 'filter-status' }, el('option', { value: '' }, 'any status'), STATUSES.map((st) => el('option', { value: st }, st)));
-  const eventSel = el('select', { id: 'filter-event' }, el('option', { value: '' }, 'any event'), catalogue.map((t) => el('option', { value: t }, t)));
-  const before = el('input', { type: 'datetime-local', id: 'filter-before' });
-  const tableBody = el('tbody', { id: 'deliveries' });
-  const more = el('button', { type: 'button', id: 'older', hidden: true }, 'Older');
-  let next = null;
-  async function load(reset) {
-    const q = new URLSearchParams({ webhook: id, limit: '50' });
-    if (statusSel.value) q.set('status', statusSel.value);
-    if (eventSel.value) q.set('event', eventSel.value);
-    if (!reset && next) q.set('before', next);
-    else if (before.value) q.set('before', ulidTimeBound(Date.parse(before.value)));
-    const r = await api('GET', '/v1/deliveries?' + q);
-    if (reset) tableBody.replaceChildren();
-    for (const d of r.deliveries) {
-      tableBody.appendChild(el('tr', { 'data-status': d.status },
-        el('td', {}, link('#/deliveries/' + encodeURIComponent(d.id), d.id)), el('td', {}, d.event),
-        el('td', {}, badge(d.status)), el('td', { className: 'num' }, d.attempt_count),
-        el('td', { className: 'num' }, d.last_status_code === null ? '–' : d.last_status_code),
-        el('td', {}, d.last_error || ''), el('td', {}, d.created_at)));
-    }
-    if (reset && r.deliveries.length === 0) tableBody.appendChild(el('tr', {}, el('td', { colspan: 7, className: 'muted' }, 'No deliveries match.')));
-    next = r.next_before;
-    more.hidden = !next;
-  }
+  append(eventSel, catalogue.map((t) => el('option', { value: t }, t)));
   const listError = el('p', { className: 'error' });
   const reload = (reset) => load(reset).then(() => listError.replaceChildren(), (e) => listError.replaceChildren(errorText(e)));
   for (const f of [statusSel, eventSel, before]) f.addEventListener('change', () => reload(true));
   more.addEventListener('click', () => reload(false));
-  await load(true);
 
   return el('section', { id: 'webhook' },
     el('h1', {}, 'Webhook ', el('span', { id: 'wh-id' }, id), isFailing(wh, s) ? [' ', badge('failing')] : null),
