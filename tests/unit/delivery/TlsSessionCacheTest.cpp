@@ -1,13 +1,17 @@
 // The client's TLS session cache (issue 20): what OpenSSL hands over is kept per pool key, only
 // that key's connections are offered it, TLS 1.3 tickets are used once, and it stays bounded.
-// Sessions here are made by hand; the handshake side is in integration_tls_resumption.
+// Sessions are made by hand, or by real handshakes between two SSL objects in memory (TLS 1.3
+// tickets, TLS 1.2 sessions); the daemon end to end is integration_tls_resumption.
 #include "TlsSessionCache.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 
 #include <map>
 #include <memory>
 #include <string>
+
+#include "TestCerts.hpp"
 
 namespace relay::delivery {
 namespace {
@@ -112,6 +116,74 @@ TEST_F(TlsSessionCacheBoundTest, TheLeastRecentlyUsedKeyGoesFirst) {
   EXPECT_EQ(offered("b"), -1);
   EXPECT_EQ(offered("c"), 4);
   EXPECT_EQ(offered("a"), 3);
+}
+
+// A server and a client in memory (a BIO pair): full TLS handshakes, tickets included.
+class TlsSessionCacheHandshakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static const test::TestCerts certs;
+    std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+        BIO_new_mem_buf(certs.server().cert_pem.data(), -1), &BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+        BIO_new_mem_buf(certs.server().key_pem.data(), -1), &BIO_free);
+    X509* cert = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
+    ASSERT_NE(cert, nullptr);
+    ASSERT_NE(key, nullptr);
+    ASSERT_EQ(SSL_CTX_use_certificate(server_.get(), cert), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey(server_.get(), key), 1);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    cache_.attach(client_.get());
+  }
+
+  // One connection under `key`: true when the client's handshake resumed a session.
+  bool connect(const std::string& key) {
+    std::unique_ptr<SSL, FreeSsl> server(SSL_new(server_.get()));
+    std::unique_ptr<SSL, FreeSsl> client(SSL_new(client_.get()));
+    BIO* server_bio = nullptr;
+    BIO* client_bio = nullptr;
+    BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
+    SSL_set_bio(server.get(), server_bio, server_bio);
+    SSL_set_bio(client.get(), client_bio, client_bio);
+    SSL_set_accept_state(server.get());
+    SSL_set_connect_state(client.get());
+    cache_.prepare(client.get(), &key);
+    bool client_done = false;
+    bool server_done = false;
+    for (int i = 0; i < 100 && !(client_done && server_done); ++i) {
+      if (!client_done) client_done = SSL_do_handshake(client.get()) == 1;
+      if (!server_done) server_done = SSL_do_handshake(server.get()) == 1;
+    }
+    EXPECT_TRUE(client_done && server_done);
+    cache_.after_handshake(client.get());
+    // Application data from the server; reading it makes the client take in the TLS 1.3
+    // tickets sent before it (as a delivery's response read does).
+    char byte = 'x';
+    EXPECT_EQ(SSL_write(server.get(), &byte, 1), 1);
+    EXPECT_EQ(SSL_read(client.get(), &byte, 1), 1);
+    return SSL_session_reused(client.get()) == 1;
+  }
+
+  std::unique_ptr<SSL_CTX, FreeCtx> server_{SSL_CTX_new(TLS_server_method())};
+  std::unique_ptr<SSL_CTX, FreeCtx> client_{SSL_CTX_new(TLS_client_method())};
+  TlsSessionCache cache_;
+};
+
+TEST_F(TlsSessionCacheHandshakeTest, Tls13TicketsResumeEveryReconnect) {
+  EXPECT_FALSE(connect("a"));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(connect("a")) << "reconnect " << i;
+  EXPECT_FALSE(connect("b")) << "a's session went to b";
+  EXPECT_TRUE(connect("b"));
+}
+
+TEST_F(TlsSessionCacheHandshakeTest, Tls12SessionsGoBackAfterResuming) {
+  SSL_CTX_set_max_proto_version(server_.get(), TLS1_2_VERSION);
+  EXPECT_FALSE(connect("a"));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(connect("a")) << "reconnect " << i;
+  EXPECT_FALSE(connect("b"));
+  EXPECT_EQ(cache_.size(), 2U) << "one TLS 1.2 session per key, put back after each use";
 }
 
 }  // namespace
