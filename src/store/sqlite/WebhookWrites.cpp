@@ -47,10 +47,11 @@ void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::siz
     }
     const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
     if (paused) {
+      // Not the ones in flight (leased, Leases.hpp): their attempt's record decides them.
       auto& s = c.cached(
           "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, updated_at = ?2 "
           "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
-          "status = 'pending' LIMIT ?3)");
+          "status = 'pending' AND NOT relay_leased(rowid) LIMIT ?3)");
       StatementScope u(s);
       u->bind(1, webhook_id);
       u->bind(2, now);
