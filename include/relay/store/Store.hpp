@@ -75,9 +75,10 @@ struct StoreStats {
 ///
 /// The SQLite backend (src/store/sqlite/) runs every write on one writer thread that takes
 /// all queued requests (up to max_group), runs them in one `BEGIN IMMEDIATE` transaction,
-/// commits (one fsync for the group: WAL, synchronous=FULL) and only then calls the callbacks,
-/// in submission order; reads use a small pool of reader connections (WAL: they never block
-/// the writer nor wait for it).
+/// commits (one fsync for the group: WAL, synchronous=FULL; the dispatcher's claims and
+/// attempt records go in a transaction of their own without an fsync, synchronous=NORMAL) and
+/// only then calls the callbacks, in submission order; reads use a small pool of reader connections
+/// (WAL: they never block the writer nor wait for it).
 
 /// What intake needs: store accepted events, and say whether that is possible right now.
 class IntakeStore {
@@ -110,9 +111,12 @@ class DeliveryStore {
   using WriteCallback = std::function<void(WriteStatus)>;
 
   /// Claims up to `limit` due pending deliveries per listed webhook (oldest due first) and
-  /// marks them delivering. next_due is the earliest next_attempt_at of all pending
-  /// deliveries left (any webhook, listed or not), so it can be <= now when limits held work
-  /// back. Cost: one index seek per webhook plus one for next_due, whatever the backlog.
+  /// marks them delivering: they are now the caller's, never claimed again until their
+  /// attempt is recorded or they are released, shown as delivering by the reads, and due
+  /// again after a crash. (SQLite holds the claim in memory, Leases.hpp, and writes nothing.)
+  /// next_due is the earliest next_attempt_at of all pending deliveries left unclaimed (any
+  /// webhook, listed or not), so it can be <= now when limits held work back. Cost: one index
+  /// seek per webhook plus one for next_due, whatever the backlog.
   virtual void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                          ClaimCallback done) = 0;
 

@@ -2,6 +2,7 @@
 #include "SqliteStore.hpp"
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,12 +14,20 @@ using common::format_rfc3339_ms;
 using common::TimePoint;
 using sqlite::StatementScope;
 
+namespace {
+// The status a reader sees: a pending row this process holds a lease on is being delivered
+// (claims live in memory, Leases.hpp).
+constexpr const char* kShownStatus =
+    "CASE WHEN d.status = 'pending' AND relay_leased(d.rowid) THEN 'delivering' "
+    "ELSE d.status END";
+}  // namespace
+
 std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
   return readers_.read("delivery " + id, [&](Connection& c) -> std::optional<DeliveryRow> {
     auto& s = c.cached(
-        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
-        "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
-        "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1");
+        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, " + std::string(kShownStatus) +
+        ", d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, "
+        "d.last_error FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1");
     StatementScope q(s);
     q->bind(1, id);
     if (!q->step()) return std::nullopt;
@@ -55,12 +64,20 @@ std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
 
 std::vector<DeliveryRow> SqliteStore::list_deliveries(const DeliveryFilter& filter) {
   // One cached statement per combination of filters, so each can use its index.
-  std::string sql =
-      "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
-      "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
-      "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1";
+  std::string sql = "SELECT d.id, d.event_id, d.webhook_id, e.event_type, " +
+                    std::string(kShownStatus) +
+                    ", d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, "
+                    "d.last_status_code, d.last_error "
+                    "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1";
   if (filter.webhook_id) sql += " AND d.webhook_id = ?1";
-  if (filter.status) sql += " AND d.status = ?2";
+  // As shown: a leased pending row is delivering, not pending.
+  if (filter.status == "pending") {
+    sql += " AND d.status = ?2 AND NOT relay_leased(d.rowid)";
+  } else if (filter.status == "delivering") {
+    sql += " AND (d.status = ?2 OR (d.status = 'pending' AND relay_leased(d.rowid)))";
+  } else if (filter.status) {
+    sql += " AND d.status = ?2";
+  }
   if (filter.event_type) sql += " AND e.event_type = ?3";
   if (filter.before_id) sql += " AND d.id < ?4";
   sql += " ORDER BY d.id DESC LIMIT ?5";
@@ -107,13 +124,31 @@ SqliteStore::count_by_webhook_status() {
   // A scan of the covering index (webhook_id, status, …): ~0.1 s per million deliveries.
   // INDEXED BY: the smallest such index, whose third column is NULL for finished rows. Left
   // to itself the planner takes (webhook_id, status, id) (schema v6), 57% more pages.
-  return readers_.read("delivery counts", [](Connection& c) {
-    StatementScope q(
-        c.cached("SELECT webhook_id, status, count(*) FROM deliveries INDEXED BY "
-                 "deliveries_webhook_due GROUP BY webhook_id, status"));
-    std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>> out;
-    while (q->step()) out.push_back({{q->text(0), q->text(1)}, q->int64(2)});
-    return out;
+  // Leased rows (in flight) are stored pending and counted as delivering: one rowid lookup
+  // per lease in the same snapshot, so the counts stay consistent with each other.
+  const auto leased = leases_.rowids();
+  return readers_.read("delivery counts", [&leased](Connection& c) {
+    std::map<std::pair<std::string, std::string>, std::int64_t> counts;
+    {
+      StatementScope q(c.cached(
+          "SELECT webhook_id, status, count(*) FROM deliveries INDEXED BY deliveries_webhook_due "
+          "GROUP BY webhook_id, status"));
+      while (q->step()) counts[{q->text(0), q->text(1)}] += q->int64(2);
+    }
+    auto& one =
+        c.cached("SELECT webhook_id FROM deliveries WHERE rowid = ?1 AND status = 'pending'");
+    for (const auto rowid : leased) {
+      StatementScope q(one);
+      q->bind(1, rowid);
+      if (!q->step()) continue;
+      auto webhook = q->text(0);
+      if (auto it = counts.find({webhook, "pending"}); it != counts.end() && --it->second == 0) {
+        counts.erase(it);
+      }
+      ++counts[{std::move(webhook), "delivering"}];
+    }
+    return std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>(counts.begin(),
+                                                                                     counts.end());
   });
 }
 
@@ -140,10 +175,12 @@ std::vector<WebhookStateRow> SqliteStore::webhook_states() {
 std::vector<std::pair<std::string, std::optional<TimePoint>>> SqliteStore::oldest_due(
     const std::vector<std::string>& webhook_ids, TimePoint now) {
   return readers_.read("oldest due deliveries", [&](Connection& c) {
-    // MIN over the (webhook_id, status, next_attempt_at) index: one seek per webhook.
+    // The first in (webhook_id, status, next_attempt_at) order: one seek per webhook.
+    // Those in flight (leased) are not waiting: skipped in index order.
     auto& s = c.cached(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND "
-        "status = 'pending' AND next_attempt_at <= ?2");
+        "SELECT next_attempt_at FROM deliveries WHERE webhook_id = ?1 AND "
+        "status = 'pending' AND next_attempt_at <= ?2 AND NOT relay_leased(rowid) "
+        "ORDER BY next_attempt_at LIMIT 1");
     const auto now_text = format_rfc3339_ms(now);
     std::vector<std::pair<std::string, std::optional<TimePoint>>> out;
     for (const auto& id : webhook_ids) {

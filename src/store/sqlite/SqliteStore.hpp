@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "Leases.hpp"
 #include "ReaderPool.hpp"
 #include "Sqlite.hpp"
 #include "WriterQueue.hpp"
@@ -98,6 +99,8 @@ class SqliteStore final : public Store {
   static DeliveryRow delivery_row(sqlite::Statement& q);
 
   const StoreOptions options_;
+  // Claims held in memory (Leases.hpp); before writer_ and readers_, whose connections call it.
+  sqlite::Leases leases_;
   std::unique_ptr<sqlite::WriterQueue> writer_;
   sqlite::ReaderPool readers_;
 };
