@@ -202,7 +202,9 @@ async function main() {
     assert.equal(await page.$eval('tr[data-webhook="crm"]', (e) => e.classList.contains('failing')), false);
     assert.match(await page.$eval('tr[data-webhook="billing"]', (e) => e.textContent), /0\.0 %/);
     assert.match(await page.$eval('tr[data-webhook="crm"]', (e) => e.textContent), /100\.0 %/);
-    assert.equal(await page.$$eval('svg.chart rect', (r) => r.length), 2);
+    // Two attempts (crm succeeded, billing failed): one bar each, in its outcome's path.
+    assert.deepEqual(await page.$$eval('svg.chart path', (ps) => ps.map((p) => [p.getAttribute('class'), (p.getAttribute('d').match(/M/g) || []).length])),
+                     [['succeeded', 1], ['failed', 1]]);
     assert.equal(await page.evaluate(() => sessionStorage.getItem('relayd.token')), TOKEN);
     assert.equal(await page.evaluate(() => document.cookie), '');
     await shot('overview');
