@@ -173,6 +173,26 @@ class AdminStore {
     (void)webhook_id;
     throw StoreError("attempts_per_minute is not supported by this store");
   }
+  /// attempt_stats_since(since), attempt_stats_since(recent_since) (recent_since >= since)
+  /// and attempts_per_minute(since, webhook_id) in one pass over the window, in one snapshot;
+  /// the stats only of `webhook_id` when given. Not pure; this default throws StoreError.
+  virtual AttemptSummary attempt_summary(common::TimePoint since, common::TimePoint recent_since,
+                                         const std::optional<std::string>& webhook_id) {
+    (void)since;
+    (void)recent_since;
+    (void)webhook_id;
+    throw StoreError("attempt_summary is not supported by this store");
+  }
+  /// One webhook's deliveries per status (statuses without any absent). This default filters
+  /// count_by_webhook_status(); a store can count only that webhook's.
+  virtual std::vector<std::pair<std::string, std::int64_t>> count_by_status(
+      const std::string& webhook_id) {
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (auto& [key, n] : count_by_webhook_status()) {
+      if (key.first == webhook_id) out.emplace_back(key.second, n);
+    }
+    return out;
+  }
 
   // ---- API-managed webhooks (SPEC §11) ----
   // Not pure, so that test doubles need not provide them; the defaults refuse.

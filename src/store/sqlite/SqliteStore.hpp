@@ -54,6 +54,10 @@ class SqliteStore final : public Store {
   std::vector<WebhookAttemptStats> attempt_stats_since(common::TimePoint since) override;
   std::vector<AttemptMinute> attempts_per_minute(
       common::TimePoint since, const std::optional<std::string>& webhook_id) override;
+  AttemptSummary attempt_summary(common::TimePoint since, common::TimePoint recent_since,
+                                 const std::optional<std::string>& webhook_id) override;
+  std::vector<std::pair<std::string, std::int64_t>> count_by_status(
+      const std::string& webhook_id) override;
   // MaintenanceStore
   std::size_t recover_interrupted(common::TimePoint now) override;
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
