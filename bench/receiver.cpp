@@ -6,6 +6,9 @@
 //   <target>
 // written to --log when it stops (SIGTERM/SIGINT, --duration, --expect/--expect-ok reached).
 // The in-memory log is bounded by --max-log-bytes; lines beyond it are only counted.
+// With --tls-cert/--tls-key it speaks TLS 1.3 only (issue 20's HTTPS shapes): one server for
+// any number of host names (the certificate names them, e.g. a wildcard), counting full and
+// resumed handshakes and the distinct SNI names seen, so a benchmark can show what it measured.
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -22,6 +26,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "BenchCommon.hpp"
@@ -44,6 +50,7 @@
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -70,6 +77,10 @@ constexpr std::string_view kUsage =
   --expect-ok N        stop once N requests were answered with 2xx
   --max-time S         hard cap on the run (default 3600)
   --quiet              no per-second progress on stderr
+  --close              answer every request with "Connection: close" (no connection reuse)
+  --tls-cert FILE      speak TLS 1.3 with this certificate chain (PEM) ...
+  --tls-key FILE       ... and key; the summary then counts handshakes, resumed ones, SNI names
+  --tls-no-resume      issue no session tickets and keep no session cache: every handshake full
 Prints requests/s each second on stderr and one flat JSON summary on stdout at exit.
 )";
 
@@ -88,6 +99,10 @@ struct Options {
   std::uint64_t expect_ok = 0;
   double max_time_s = 3600;
   bool quiet = false;
+  bool close = false;
+  std::string tls_cert;
+  std::string tls_key;
+  bool tls_no_resume = false;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -135,6 +150,14 @@ Options parse_options(int argc, char** argv) {
       o.max_time_s = parse_double(value(), arg);
     } else if (arg == "--quiet") {
       o.quiet = true;
+    } else if (arg == "--close") {
+      o.close = true;
+    } else if (arg == "--tls-cert") {
+      o.tls_cert = value();
+    } else if (arg == "--tls-key") {
+      o.tls_key = value();
+    } else if (arg == "--tls-no-resume") {
+      o.tls_no_resume = true;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       std::exit(0);
@@ -143,6 +166,9 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.threads < 1 || o.threads > 16) throw std::invalid_argument("--threads: 1..16");
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    throw std::invalid_argument("--tls-cert and --tls-key go together");
+  }
   if (o.duration_s < 0 || o.max_time_s <= 0) {
     throw std::invalid_argument("--duration / --max-time: must be positive");
   }
@@ -167,7 +193,10 @@ class Receiver {
         ok_response_(fixed_response(o.status_code, true)),
         ok_response_close_(fixed_response(o.status_code, false)),
         fail_response_(fixed_response(o.fail_status, true)),
-        fail_response_close_(fixed_response(o.fail_status, false)) {}
+        fail_response_close_(fixed_response(o.fail_status, false)),
+        tls_context_(ssl::context::tls_server) {
+    if (!o.tls_cert.empty()) setup_tls();
+  }
 
   int run() {
     tcp::acceptor acceptor(ioc_);
@@ -215,6 +244,31 @@ class Receiver {
     if (!keep_alive) r += "Connection: close\r\n";
     r += "\r\n" + body;
     return r;
+  }
+
+  void setup_tls() {
+    SSL_CTX* ctx = tls_context_.native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    tls_context_.use_certificate_chain_file(opt_.tls_cert);
+    tls_context_.use_private_key_file(opt_.tls_key, ssl::context::pem);
+    if (opt_.tls_no_resume) {
+      // TLS 1.3 resumes through tickets only; none issued means every handshake is a full one.
+      SSL_CTX_set_num_tickets(ctx, 0);
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    // Counts the names clients ask for; the certificate answers all of them.
+    SSL_CTX_set_tlsext_servername_arg(ctx, this);
+    SSL_CTX_set_tlsext_servername_callback(
+        ctx, +[](SSL* s, int*, void* arg) -> int {
+          if (const char* name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) {
+            auto* self = static_cast<Receiver*>(arg);
+            std::lock_guard lock(self->sni_mu_);
+            if (self->sni_names_.size() < 1000000) self->sni_names_.insert(name);
+          }
+          return SSL_TLSEXT_ERR_OK;
+        });
+    tls_ = true;
   }
 
   ThreadRecord& record() {
@@ -284,29 +338,51 @@ class Receiver {
   }
 
   net::awaitable<void> session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
     beast::error_code ignored;
-    stream.socket().set_option(tcp::no_delay(true), ignored);
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (!tls_) {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve(stream, stream);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), tls_context_);
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_after(std::chrono::seconds(30));
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
+    if (ec) {
+      tls_failed_.fetch_add(1, std::memory_order_relaxed);
+      co_return;
+    }
+    tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
+    if (SSL_session_reused(stream.native_handle()) == 1) {
+      tls_resumed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_await serve(stream, lowest);
+  }
+
+  template <class Stream>
+  net::awaitable<void> serve(Stream& stream, beast::tcp_stream& lowest) {
+    beast::error_code ignored;
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(64 * 1024);
       parser.body_limit(64 * 1024 * 1024);
-      stream.expires_after(std::chrono::seconds(120));
+      lowest.expires_after(std::chrono::seconds(120));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
       if (ec) break;
       const auto& req = parser.get();
       const bool fail = !opt_.fail_path.empty() && req.target().starts_with(opt_.fail_path);
       const unsigned status = fail ? opt_.fail_status : opt_.status_code;
       note(req, status);
-      const bool keep_alive = req.keep_alive();
+      const bool keep_alive = req.keep_alive() && !opt_.close;
       const std::string& response = fail ? (keep_alive ? fail_response_ : fail_response_close_)
                                          : (keep_alive ? ok_response_ : ok_response_close_);
-      stream.expires_after(std::chrono::seconds(30));
+      lowest.expires_after(std::chrono::seconds(30));
       auto [wec, wn] = co_await net::async_write(stream, net::buffer(response), kUseTuple);
       if (wec || !keep_alive) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
@@ -387,6 +463,13 @@ class Receiver {
     s += ",\"peak_1s\":" + std::to_string(peak_1s_.load());
     s += ",\"logged_bytes\":" + std::to_string(std::min(log_bytes_.load(), opt_.max_log_bytes));
     s += ",\"log_dropped\":" + std::to_string(log_dropped_.load());
+    if (tls_) {
+      s += ",\"tls_handshakes\":" + std::to_string(tls_handshakes_.load());
+      s += ",\"tls_resumed\":" + std::to_string(tls_resumed_.load());
+      s += ",\"tls_failed\":" + std::to_string(tls_failed_.load());
+      std::lock_guard lock(sni_mu_);
+      s += ",\"sni_names\":" + std::to_string(sni_names_.size());
+    }
     std::snprintf(buf, sizeof buf, ",\"run_s\":%.3f}",
                   static_cast<double>(monotonic_ns() - start_mono_) / 1e9);
     s += buf;
@@ -405,6 +488,13 @@ class Receiver {
   std::atomic<bool> stopping_{false};
   std::atomic<const char*> stop_reason_{nullptr};
   std::int64_t start_mono_ = 0;
+  ssl::context tls_context_;
+  bool tls_ = false;
+  std::atomic<std::uint64_t> tls_handshakes_{0};
+  std::atomic<std::uint64_t> tls_resumed_{0};
+  std::atomic<std::uint64_t> tls_failed_{0};
+  std::mutex sni_mu_;
+  std::unordered_set<std::string> sni_names_;  // by sni_mu_
   std::mutex records_mu_;
   std::vector<std::unique_ptr<ThreadRecord>> records_;
 };

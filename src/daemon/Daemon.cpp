@@ -217,7 +217,13 @@ int run_serve(const std::string& config_path) {
   admin.register_routes(server);
   webhook_api.register_routes(server, admin);
   // GET /v1/webhooks/{id} is the API's view (both sources) with the health state merged in.
-  webhook_api.set_state_source([&health](const std::string& id) { return health.state_json(id); });
+  // last_failure_at as GET /v1/webhooks has it (the metrics), so that the console's webhook
+  // page can ask for its one webhook (whose deliveries alone are counted) instead of the list.
+  webhook_api.set_state_source([&health, &metrics](const std::string& id) {
+    const auto activity = metrics.webhook_activity();
+    const auto it = activity.find(id);
+    return health.state_json(id, it != activity.end() ? it->second.last_failure_at : std::nullopt);
+  });
 
   // SIGHUP and POST /v1/reload (`relayd reload`, the unit's ExecReload) share this (the
   // reloader serializes reloads); systemd hears RELOADING=1 / READY=1 around each.

@@ -117,12 +117,12 @@ struct HealthApi::Impl : std::enable_shared_from_this<Impl> {
         });
   }
 
-  json one_state(const config::WebhookConfig& wh) {
+  // Counts only this webhook's deliveries (one range of the index), not every webhook's.
+  json one_state(const config::WebhookConfig& wh,
+                 const std::optional<std::string>& last_failure_at = std::nullopt) {
     std::map<std::string, std::int64_t> counts;
-    for (const auto& [key, n] : store.count_by_webhook_status()) {
-      if (key.first == wh.id) counts[key.second] = n;
-    }
-    return webhook_state_json(wh, dispatcher.health(), counts, std::nullopt);
+    for (auto& [status, n] : store.count_by_status(wh.id)) counts[std::move(status)] = n;
+    return webhook_state_json(wh, dispatcher.health(), counts, last_failure_at);
   }
 
   void answer_state(const std::string& id, int status, HealthApi::Respond respond) {
@@ -282,11 +282,13 @@ bool HealthApi::handle_action(const std::string& webhook_id, const std::string& 
   return true;
 }
 
-std::optional<std::string> HealthApi::state_json(const std::string& webhook_id) {
+std::optional<std::string> HealthApi::state_json(
+    const std::string& webhook_id, const std::optional<std::string>& last_failure_at) {
   const auto cfg = impl_->reloader.current();
   const auto* wh = cfg->find_webhook(webhook_id);
   if (wh == nullptr) return std::nullopt;
-  return impl_->one_state(*wh).dump(-1, ' ', false, json::error_handler_t::replace);
+  return impl_->one_state(*wh, last_failure_at)
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace relay::daemon

@@ -1,10 +1,12 @@
 #include "StatsApi.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
@@ -40,21 +42,63 @@ json window_json(const store::WebhookAttemptStats* s) {
           {"p99_ms", opt(s->p99_ms)}};
 }
 
+// The per-webhook windows of GET /v1/stats/webhooks and GET /v1/stats/summary. Every webhook
+// with an attempt in the day has its row; the hour's may be missing.
+json webhooks_json(const store::AttemptSummary& s) {
+  json list = json::array();
+  for (const auto& d : s.whole) {
+    const auto h = std::find_if(s.recent.begin(), s.recent.end(),
+                                [&](const auto& x) { return x.webhook_id == d.webhook_id; });
+    list.push_back({{"id", d.webhook_id},
+                    {"last_hour", window_json(h != s.recent.end() ? &*h : nullptr)},
+                    {"last_day", window_json(&d)}});
+  }
+  return list;
+}
+
+json minutes_json(const std::vector<store::AttemptMinute>& minutes) {
+  json out = json::array();
+  for (const auto& m : minutes) {
+    out.push_back({{"minute", m.minute + ":00Z"},
+                   {"succeeded", m.succeeded},
+                   {"retry", m.retry},
+                   {"failed", m.failed}});
+  }
+  return out;
+}
+
 Response webhook_stats(store::AdminStore& store) {
   const auto now = common::now_ms();
-  const auto hour = store.attempt_stats_since(now - std::chrono::hours(1));
-  const auto day = store.attempt_stats_since(now - std::chrono::hours(24));
-  json list = json::array();
-  // Every webhook with an attempt in the day has its row; the hour's may be missing.
-  for (const auto& d : day) {
-    const store::WebhookAttemptStats* h = nullptr;
-    for (const auto& candidate : hour) {
-      if (candidate.webhook_id == d.webhook_id) h = &candidate;
-    }
-    list.push_back(
-        {{"id", d.webhook_id}, {"last_hour", window_json(h)}, {"last_day", window_json(&d)}});
+  // Both windows from one pass over the day (the hour is its tail).
+  const auto s = store.attempt_summary(now - std::chrono::hours(24), now - std::chrono::hours(1),
+                                       std::nullopt);
+  return json_response(
+      200, {{"generated_at", common::format_rfc3339_ms(now)}, {"webhooks", webhooks_json(s)}});
+}
+
+std::optional<Response> webhook_param(const Request& req, std::optional<std::string>& webhook) {
+  webhook = query_value(req, "webhook");
+  if (webhook && webhook->empty()) {
+    return error_response(400, "invalid_request", "webhook must not be empty");
   }
-  return json_response(200, {{"generated_at", common::format_rfc3339_ms(now)}, {"webhooks", list}});
+  return std::nullopt;
+}
+
+// What a console page shows of the attempts, from one pass over the last day's: the
+// GET /v1/stats/webhooks windows (only `webhook`'s when given) and GET /v1/stats/attempts's
+// minutes over 24 hours.
+Response summary(store::AdminStore& store, const Request& req) {
+  std::optional<std::string> webhook;
+  if (auto bad = webhook_param(req, webhook)) return std::move(*bad);
+  const auto now = common::now_ms();
+  const auto since = now - std::chrono::hours(24);
+  const auto s = store.attempt_summary(since, now - std::chrono::hours(1), webhook);
+  return json_response(200, {{"generated_at", common::format_rfc3339_ms(now)},
+                             {"since", common::format_rfc3339_ms(since)},
+                             {"until", common::format_rfc3339_ms(now)},
+                             {"webhook", webhook ? json(*webhook) : json()},
+                             {"webhooks", webhooks_json(s)},
+                             {"minutes", minutes_json(s.minutes)}});
 }
 
 Response attempts_per_minute(store::AdminStore& store, const Request& req) {
@@ -65,23 +109,14 @@ Response attempts_per_minute(store::AdminStore& store, const Request& req) {
       return error_response(400, "invalid_request", "hours must be an integer from 1 to 24");
     }
   }
-  const auto webhook = query_value(req, "webhook");
-  if (webhook && webhook->empty()) {
-    return error_response(400, "invalid_request", "webhook must not be empty");
-  }
+  std::optional<std::string> webhook;
+  if (auto bad = webhook_param(req, webhook)) return std::move(*bad);
   const auto now = common::now_ms();
   const auto since = now - std::chrono::hours(hours);
-  json minutes = json::array();
-  for (const auto& m : store.attempts_per_minute(since, webhook)) {
-    minutes.push_back({{"minute", m.minute + ":00Z"},
-                       {"succeeded", m.succeeded},
-                       {"retry", m.retry},
-                       {"failed", m.failed}});
-  }
   return json_response(200, {{"since", common::format_rfc3339_ms(since)},
                              {"until", common::format_rfc3339_ms(now)},
                              {"webhook", webhook ? json(*webhook) : json()},
-                             {"minutes", minutes}});
+                             {"minutes", minutes_json(store.attempts_per_minute(since, webhook))}});
 }
 
 }  // namespace
@@ -91,6 +126,11 @@ void register_stats_routes(server::HttpServer& server, store::AdminStore& store,
   server.add_route("GET", "/v1/stats/webhooks",
                    [&store, blocking](Request, std::function<void(Response)> respond) {
                      blocking(std::move(respond), [&store] { return webhook_stats(store); });
+                   });
+  server.add_route("GET", "/v1/stats/summary",
+                   [&store, blocking](Request req, std::function<void(Response)> respond) {
+                     blocking(std::move(respond),
+                              [&store, req = std::move(req)] { return summary(store, req); });
                    });
   server.add_route("GET", "/v1/stats/attempts",
                    [&store, blocking](Request req, std::function<void(Response)> respond) {

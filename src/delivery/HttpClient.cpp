@@ -134,7 +134,8 @@ bool is_stale_connection_error(const error_code& ec) {
 /// One TCP (+TLS) connection. All I/O on it happens on its own strand, so the stream's timer
 /// handler never races with an operation on another thread.
 struct Connection {
-  Connection(Strand s, ssl::context* tls_context) : strand(std::move(s)) {
+  Connection(Strand s, ssl::context* tls_context, std::string key)
+      : strand(std::move(s)), session_key(std::move(key)) {
     if (tls_context != nullptr) {
       tls.emplace(strand, *tls_context);
     } else {
@@ -144,6 +145,9 @@ struct Connection {
   beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 
   Strand strand;
+  // The pool key, under which this connection's TLS sessions are cached (the SSL object points
+  // at it, so it is declared before `tls` and outlives it).
+  std::string session_key;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   std::optional<beast::tcp_stream> plain;
   beast::flat_buffer buffer;
@@ -442,6 +446,9 @@ net::awaitable<Exchange> HttpClientPool::Impl::exchange(std::shared_ptr<Connecti
         out.result.error = "tls: cannot set up host name verification for " + url.host;
         co_return out;
       }
+      // A session from an earlier connection to this same pool key makes this an abbreviated
+      // handshake; the certificate was verified (for this host) when the session was made.
+      tls_contexts.sessions().prepare(ssl, &conn->session_key);
       tcp.expires_at(deadline);
       auto [hs_ec] = co_await conn->tls->async_handshake(ssl::stream_base::client, kUseTuple);
       if (hs_ec) {
@@ -451,6 +458,7 @@ net::awaitable<Exchange> HttpClientPool::Impl::exchange(std::shared_ptr<Connecti
         tcp.close();
         co_return out;
       }
+      tls_contexts.sessions().after_handshake(ssl);
     }
   }
   out.result.remote_address = conn->remote;
@@ -564,7 +572,7 @@ net::awaitable<HttpResult> HttpClientPool::Impl::send(OutgoingRequest request) {
   Exchange last;
   std::shared_ptr<Connection> conn;
   for (const auto& ep : allowed) {
-    conn = std::make_shared<Connection>(net::make_strand(io), tls);
+    conn = std::make_shared<Connection>(net::make_strand(io), tls, key);
     auto strand = conn->strand;
     last = co_await net::co_spawn(strand, exchange(conn, *url, request, deadline, false, ep),
                                   net::use_awaitable);

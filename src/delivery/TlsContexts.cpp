@@ -23,6 +23,7 @@ std::unique_ptr<ssl::context> TlsContexts::make(const std::string* extra, std::s
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   ctx->set_verify_mode(ssl::verify_peer);
+  sessions_.attach(ctx->native_handle());
   boost::system::error_code ec;
   if (default_ca_file_.empty()) {
     ctx->set_default_verify_paths(ec);

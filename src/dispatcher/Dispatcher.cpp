@@ -16,7 +16,10 @@
 //   pending     due at next_attempt_at; only these are claimed.
 //   delivering  claimed by this process: an attempt is being made, or its result is not yet
 //               committed. Nothing else touches it (redeliver leaves it alone); after a crash
-//               recover_interrupted makes it pending again (at-least-once).
+//               it is due again (at-least-once). The SQLite store holds a claim as a lease in
+//               memory (src/store/sqlite/Leases.hpp): the row stays pending, its reads show it
+//               delivering, and a crash simply forgets the lease. A row left `delivering`
+//               (a test send, an older binary) is made pending by recover_interrupted.
 //   paused      its webhook is disabled; no next_attempt_at; at most max_queued per webhook.
 //   succeeded, failed, cancelled, dropped   final (redeliver can make them pending again).
 //
@@ -27,7 +30,7 @@
 //                per_webhook_concurrency (inflight_per_webhook). busy_per_webhook counts
 //                in flight + ready, and bounds what the next claim asks for.
 //   unrecorded   attempts that ended but whose record has not committed: their delivery is
-//                still `delivering` in the store, so it cannot be claimed twice.
+//                still claimed (delivering) in the store, so it cannot be claimed twice.
 //   claiming/dirty  one claim at a time; a wake-up meanwhile sets dirty and claims again after.
 //   timer        one timer at the earliest known due time (timer_deadline), never polling.
 //   health       per webhook: its CircuitBreaker (CircuitBreaker.hpp), the first failure since

@@ -481,6 +481,12 @@ TEST_F(WebhookApiTest, AnswersMatchTheOpenApiDescription) {
   record("GET", "/v1/deliveries/dlv_nope", "/v1/deliveries/{id}", "");
   record("POST", "/v1/deliveries/" + delivery_id + "/redeliver", "/v1/deliveries/{id}/redeliver",
          "");
+  record("GET", "/v1/stats/webhooks", "/v1/stats/webhooks", "");
+  record("GET", "/v1/stats/attempts?hours=24", "/v1/stats/attempts", "");
+  record("GET", "/v1/stats/attempts?hours=0", "/v1/stats/attempts", "");
+  record("GET", "/v1/stats/summary", "/v1/stats/summary", "");
+  record("GET", "/v1/stats/summary?webhook=filehook", "/v1/stats/summary", "");
+  record("GET", "/v1/stats/summary?webhook=", "/v1/stats/summary", "");
   record("POST", "/v1/reload", "/v1/reload", "");
   record("GET", "/healthz", "/healthz", "");
   record("GET", "/readyz", "/readyz", "");

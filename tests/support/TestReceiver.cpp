@@ -136,7 +136,8 @@ struct TestReceiver::Impl {
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
     beast::get_lowest_layer(stream).expires_never();
     if (ec) co_return;  // e.g. the client rejected our certificate
-    co_await session(stream, beast::get_lowest_layer(stream), id);
+    const bool resumed = SSL_session_reused(stream.native_handle()) == 1;
+    co_await session(stream, beast::get_lowest_layer(stream), id, resumed);
   }
 
   Reply choose_reply(const RecordedRequest& request) {
@@ -160,7 +161,8 @@ struct TestReceiver::Impl {
   }
 
   template <class Stream>
-  net::awaitable<void> session(Stream& stream, beast::tcp_stream& tcp, std::uint64_t id) {
+  net::awaitable<void> session(Stream& stream, beast::tcp_stream& tcp, std::uint64_t id,
+                               bool tls_resumed = false) {
     live[id] = LiveConnection{[&tcp] {
                                 error_code ignored;
                                 tcp.socket().close(ignored);
@@ -188,6 +190,7 @@ struct TestReceiver::Impl {
       recorded.body = message.body();
       recorded.connection_id = id;
       recorded.sequence_on_connection = sequence;
+      recorded.tls_session_reused = tls_resumed;
       recorded.received_at = std::chrono::steady_clock::now();
       const bool client_keep_alive = message.keep_alive();
       {

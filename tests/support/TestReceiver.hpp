@@ -23,6 +23,7 @@ struct RecordedRequest {
   std::string body;                        // exact bytes
   std::uint64_t connection_id = 0;         // 1, 2, ... in accept order: same id = keep-alive reuse
   std::size_t sequence_on_connection = 0;  // 0 for the first request on its connection
+  bool tls_session_reused = false;         // its TLS handshake resumed a session (server's view)
   std::chrono::steady_clock::time_point received_at{};
 
   /// Value of the first header called `name` (case-insensitive); "" when absent.

@@ -136,6 +136,17 @@ async function main() {
     const perMinute = await call('GET', '/v1/stats/attempts?hours=24');
     assert.equal(perMinute.body.minutes.reduce((s, m) => s + m.succeeded + m.failed + m.retry, 0), 2);
     assert.equal((await call('GET', '/v1/stats/attempts?hours=0')).status, 400);
+    // The pages' summary: the same figures from one pass, only billing's when asked.
+    const summary = await call('GET', '/v1/stats/summary?webhook=billing');
+    assert.equal(summary.status, 200);
+    assert.deepEqual(summary.body.webhooks.map((w) => w.id), ['billing']);
+    assert.equal(summary.body.webhooks[0].last_hour.failed, 1);
+    assert.equal(summary.body.webhooks[0].last_day.success_rate, 0);
+    assert.equal(summary.body.minutes.reduce((s, m) => s + m.succeeded + m.failed + m.retry, 0), 1);
+    const everyone = await call('GET', '/v1/stats/summary');
+    assert.deepEqual(everyone.body.webhooks.map((w) => w.id).sort(), ['billing', 'crm']);
+    assert.equal(everyone.body.minutes.reduce((s, m) => s + m.succeeded + m.failed + m.retry, 0), 2);
+    assert.equal((await call('GET', '/v1/stats/summary?webhook=')).status, 400);
     assert.equal((await fetch(base + '/v1/stats/webhooks')).status, 401);
 
     browser = await puppeteer.launch({
@@ -191,7 +202,9 @@ async function main() {
     assert.equal(await page.$eval('tr[data-webhook="crm"]', (e) => e.classList.contains('failing')), false);
     assert.match(await page.$eval('tr[data-webhook="billing"]', (e) => e.textContent), /0\.0 %/);
     assert.match(await page.$eval('tr[data-webhook="crm"]', (e) => e.textContent), /100\.0 %/);
-    assert.equal(await page.$$eval('svg.chart rect', (r) => r.length), 2);
+    // Two attempts (crm succeeded, billing failed): one bar each, in its outcome's path.
+    assert.deepEqual(await page.$$eval('svg.chart path', (ps) => ps.map((p) => [p.getAttribute('class'), (p.getAttribute('d').match(/M/g) || []).length])),
+                     [['succeeded', 1], ['failed', 1]]);
     assert.equal(await page.evaluate(() => sessionStorage.getItem('relayd.token')), TOKEN);
     assert.equal(await page.evaluate(() => document.cookie), '');
     await shot('overview');

@@ -50,7 +50,10 @@ class HealthApi {
   /// The SPEC §10 state of one webhook (state, circuit, counts, last success, …) as a JSON
   /// object text; nullopt for an unknown id. Blocking (reads the store): call it from a
   /// blocking thread. GET /v1/webhooks/{id} merges it into the webhook's view.
-  std::optional<std::string> state_json(const std::string& webhook_id);
+  /// `last_failure_at`: the webhook's last failed attempt since this start (the metrics).
+  std::optional<std::string> state_json(
+      const std::string& webhook_id,
+      const std::optional<std::string>& last_failure_at = std::nullopt);
   /// Waits for running reads.
   void stop();
 

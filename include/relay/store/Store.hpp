@@ -76,9 +76,10 @@ struct StoreStats {
 ///
 /// The SQLite backend (src/store/sqlite/) runs every write on one writer thread that takes
 /// all queued requests (up to max_group), runs them in one `BEGIN IMMEDIATE` transaction,
-/// commits (one fsync for the group: WAL, synchronous=FULL) and only then calls the callbacks,
-/// in submission order; reads use a small pool of reader connections (WAL: they never block
-/// the writer nor wait for it).
+/// commits (one fsync for the group: WAL, synchronous=FULL; the dispatcher's claims and
+/// attempt records go in a transaction of their own without an fsync, synchronous=NORMAL) and
+/// only then calls the callbacks, in submission order; reads use a small pool of reader connections
+/// (WAL: they never block the writer nor wait for it).
 
 /// What intake needs: store accepted events, and say whether that is possible right now.
 class IntakeStore {
@@ -111,9 +112,12 @@ class DeliveryStore {
   using WriteCallback = std::function<void(WriteStatus)>;
 
   /// Claims up to `limit` due pending deliveries per listed webhook (oldest due first) and
-  /// marks them delivering. next_due is the earliest next_attempt_at of all pending
-  /// deliveries left (any webhook, listed or not), so it can be <= now when limits held work
-  /// back. Cost: one index seek per webhook plus one for next_due, whatever the backlog.
+  /// marks them delivering: they are now the caller's, never claimed again until their
+  /// attempt is recorded or they are released, shown as delivering by the reads, and due
+  /// again after a crash. (SQLite holds the claim in memory, Leases.hpp, and writes nothing.)
+  /// next_due is the earliest next_attempt_at of all pending deliveries left unclaimed (any
+  /// webhook, listed or not), so it can be <= now when limits held work back. Cost: one index
+  /// seek per webhook plus one for next_due, whatever the backlog.
   virtual void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                          ClaimCallback done) = 0;
 
@@ -175,6 +179,33 @@ class AdminStore {
     (void)since;
     (void)webhook_id;
     throw StoreError("attempts_per_minute is not supported by this store");
+  }
+  /// attempt_stats_since(since), attempt_stats_since(recent_since) (recent_since >= since)
+  /// and attempts_per_minute(since, webhook_id) in one pass over the window, in one snapshot;
+  /// the stats only of `webhook_id` when given. Not pure; this default makes the three reads
+  /// (three passes, three snapshots), for a backend without a one-pass version.
+  virtual AttemptSummary attempt_summary(common::TimePoint since, common::TimePoint recent_since,
+                                         const std::optional<std::string>& webhook_id) {
+    auto only = [&](std::vector<WebhookAttemptStats> all) {
+      if (!webhook_id) return all;
+      std::erase_if(all, [&](const WebhookAttemptStats& w) { return w.webhook_id != *webhook_id; });
+      return all;
+    };
+    AttemptSummary out;
+    out.whole = only(attempt_stats_since(since));
+    out.recent = only(attempt_stats_since(recent_since));
+    out.minutes = attempts_per_minute(since, webhook_id);
+    return out;
+  }
+  /// One webhook's deliveries per status (statuses without any absent). This default filters
+  /// count_by_webhook_status(); a store can count only that webhook's.
+  virtual std::vector<std::pair<std::string, std::int64_t>> count_by_status(
+      const std::string& webhook_id) {
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (auto& [key, n] : count_by_webhook_status()) {
+      if (key.first == webhook_id) out.emplace_back(key.second, n);
+    }
+    return out;
   }
 
   // ---- API-managed webhooks (SPEC §11) ----

@@ -189,4 +189,11 @@ struct AttemptMinute {
   std::int64_t failed = 0;
 };
 
+/// The console's figures from one pass over a window of attempts (AdminStore::attempt_summary).
+struct AttemptSummary {
+  std::vector<WebhookAttemptStats> whole;   // per webhook with attempts, the whole window
+  std::vector<WebhookAttemptStats> recent;  // per webhook with attempts since recent_since
+  std::vector<AttemptMinute> minutes;       // oldest first, minutes without attempts left out
+};
+
 }  // namespace relay::store

@@ -19,21 +19,24 @@ void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, in
                             ClaimCallback done) {
   auto result = std::make_shared<ClaimResult>();
   WriteRequest req;
+  // Nothing is written: a claim is a lease in memory (Leases.hpp), taken in `apply` so that
+  // every later request of the group sees it, and given back in `complete` if the group did
+  // not commit (the dispatcher then never learns of the claim).
   req.durable = false;
-  req.apply = [now, limits = std::move(limits), result](sqlite::WriteContext& ctx) {
+  req.apply = [this, now, limits = std::move(limits), result](sqlite::WriteContext& ctx) {
     auto& c = ctx.conn();
+    for (const auto& d : result->claimed) leases_.remove(d.rowid, d.delivery_id);  // a re-run
     *result = ClaimResult{};
     const auto now_text = format_rfc3339_ms(now);
+    // relay_leased runs on the index entry (the rowid is in it): a row in flight costs an
+    // index step, not a table read.
     auto& select = c.cached(
         "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.attempt_count, e.payload, "
         "d.rowid "
         "FROM deliveries d JOIN events e ON e.id = d.event_id "
         "WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 "
+        "AND NOT relay_leased(d.rowid) "
         "ORDER BY d.next_attempt_at, d.rowid LIMIT ?3");
-    // By rowid: the row was just read, and a lookup through the text id index cost as much
-    // as the update itself.
-    auto& mark =
-        c.cached("UPDATE deliveries SET status = 'delivering', updated_at = ?2 WHERE rowid = ?1");
     for (const auto& [webhook, limit] : limits) {
       if (limit <= 0) continue;
       StatementScope s(select);
@@ -49,20 +52,21 @@ void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, in
         d.attempt_count = static_cast<int>(s->int64(4));
         d.payload = s->text(5);
         d.rowid = s->int64(6);
+        leases_.add(d.rowid, d.delivery_id);
         result->claimed.push_back(std::move(d));
       }
     }
-    for (const auto& d : result->claimed) {
-      StatementScope m(mark);
-      m->bind(1, d.rowid);
-      m->bind(2, now_text);
-      m->run();
-    }
-    auto& next = c.cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'");
+    // The earliest due time not held by a lease (in index order; leased rows are skipped).
+    auto& next = c.cached(
+        "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' "
+        "AND NOT relay_leased(rowid) ORDER BY next_attempt_at LIMIT 1");
     StatementScope n(next);
     if (n->step() && !n->is_null(0)) result->next_due = common::parse_rfc3339(n->text(0));
   };
-  req.complete = [result, done = std::move(done)](WriteStatus st) {
+  req.complete = [this, result, done = std::move(done)](WriteStatus st) {
+    if (st != WriteStatus::kOk) {
+      for (const auto& d : result->claimed) leases_.remove(d.rowid, d.delivery_id);
+    }
     done(st, st == WriteStatus::kOk ? std::move(*result) : ClaimResult{});
   };
   writer_->enqueue(std::move(req));
@@ -70,7 +74,14 @@ void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, in
 
 void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
   WriteRequest req;
-  req.apply = [record = std::move(record)](sqlite::WriteContext& ctx) {
+  // Without an fsync of its own (synchronous=NORMAL): a power cut may lose the last records,
+  // and their deliveries are then simply due again (at-least-once). The next intake commit's
+  // fsync covers them.
+  req.durable = false;
+  // The leased row's rowid, once `apply` knows it (the claim's, or found through the id).
+  auto leased_rowid = std::make_shared<std::int64_t>(0);
+  const auto delivery_id = record.delivery_id;
+  req.apply = [this, record = std::move(record), leased_rowid](sqlite::WriteContext& ctx) {
     auto& c = ctx.conn();
     if (record.new_status == DeliveryStatus::kPaused) ctx.paused_counts().clear();
     const auto now_text = format_rfc3339_ms(common::now_ms());
@@ -103,21 +114,30 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
     } else if (!record.error.empty()) {
       last_error = record.error;
     }
-    // By rowid when the claim gave it (the id must still match: rowids of deleted rows can
-    // be reused), else through the id index.
+    // A claimed delivery is pending with our lease on it (by rowid, the id must still match:
+    // rowids of deleted rows can be reused); without a lease (a test send) it is `delivering`
+    // in the row itself. Anything else was changed meanwhile (cancelled) and stays as it is.
+    std::int64_t rowid = record.delivery_rowid;
+    if (rowid <= 0) {
+      // A caller without the claim's rowid: one lookup through the id index.
+      StatementScope r(c.cached("SELECT rowid FROM deliveries WHERE id = ?1"));
+      r->bind(1, record.delivery_id);
+      if (r->step()) rowid = r->int64(0);
+    }
+    const bool leased = rowid > 0 && leases_.holds(rowid, record.delivery_id);
+    *leased_rowid = leased ? rowid : 0;
     auto& update =
-        record.delivery_rowid > 0
-            ? c.cached(
-                  "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
-                  "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
-                  "WHERE rowid = ?8 AND id = ?1 AND status = 'delivering'")
-            : c.cached(
-                  "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
-                  "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
-                  "WHERE id = ?1 AND status = 'delivering'");
+        leased ? c.cached(
+                     "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                     "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                     "WHERE rowid = ?8 AND id = ?1 AND status = 'pending'")
+               : c.cached(
+                     "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
+                     "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
+                     "WHERE id = ?1 AND status = 'delivering'");
     StatementScope u(update);
     u->bind(1, record.delivery_id);
-    if (record.delivery_rowid > 0) u->bind(8, record.delivery_rowid);
+    if (leased) u->bind(8, rowid);
     u->bind(2, to_string(record.new_status));
     u->bind(3, record.attempt_number);
     // next_attempt_at belongs to pending deliveries only; a pending one without a time is
@@ -151,23 +171,22 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
       h->run();
     }
   };
-  req.complete = std::move(done);
+  // The lease ends with the commit that recorded the attempt (not before: until then the row
+  // still looks due). On a failure it is kept: the dispatcher writes the record again.
+  req.complete = [this, leased_rowid, delivery_id, done = std::move(done)](WriteStatus st) {
+    if (st == WriteStatus::kOk && *leased_rowid > 0) leases_.remove(*leased_rowid, delivery_id);
+    if (done) done(st);
+  };
   writer_->enqueue(std::move(req));
 }
 
 void SqliteStore::release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) {
   WriteRequest req;
-  req.apply = [deliveries = std::move(deliveries)](sqlite::WriteContext& ctx) {
-    auto& c = ctx.conn();
-    auto& s = c.cached(
-        "UPDATE deliveries SET status = 'pending' "
-        "WHERE rowid = ?1 AND id = ?2 AND status = 'delivering'");
-    for (const auto& d : deliveries) {
-      StatementScope u(s);
-      u->bind(1, d.rowid);
-      u->bind(2, d.delivery_id);
-      u->run();
-    }
+  req.durable = false;
+  // Their rows are pending with the due time they had: dropping the leases is all there is.
+  // On the writer thread, in order with the claims and records around it.
+  req.apply = [this, deliveries = std::move(deliveries)](sqlite::WriteContext&) {
+    for (const auto& d : deliveries) leases_.remove(d.rowid, d.delivery_id);
   };
   req.complete = std::move(done);
   writer_->enqueue(std::move(req));
@@ -212,7 +231,7 @@ void SqliteStore::redeliver(std::string delivery_id, TimePoint now,
     const auto t = format_rfc3339_ms(now);
     auto& update = c.cached(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 "
-        "WHERE id = ?1 AND status != 'delivering'");
+        "WHERE id = ?1 AND status != 'delivering' AND NOT relay_leased(rowid)");
     StatementScope u(update);
     u->bind(1, delivery_id);
     u->bind(2, t);
@@ -224,7 +243,7 @@ void SqliteStore::redeliver(std::string delivery_id, TimePoint now,
     auto& exists = c.cached("SELECT 1 FROM deliveries WHERE id = ?1");
     StatementScope e(exists);
     e->bind(1, delivery_id);
-    *found = e->step();  // delivering right now: it is being sent
+    *found = e->step();  // delivering (leased) right now: it is being sent
   };
   req.complete = [found, done = std::move(done)](WriteStatus st) { done(st, *found); };
   writer_->enqueue(std::move(req));

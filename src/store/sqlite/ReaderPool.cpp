@@ -26,6 +26,7 @@ ReaderPool::Lease ReaderPool::acquire() {
     auto conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
     configure_connection(*conn);
     conn->exec("PRAGMA query_only=ON");
+    if (on_open_) on_open_(*conn);
     return Lease(*this, std::move(conn));
   } catch (const SqliteError& e) {
     throw StoreError("cannot read " + path_ + ": " + e.what());

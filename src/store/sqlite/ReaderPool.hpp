@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,7 +17,9 @@ namespace relay::store::sqlite {
 /// opened when reads overlap and closed when they end. Thread-safe.
 class ReaderPool {
  public:
-  explicit ReaderPool(std::string path) : path_(std::move(path)) {}
+  /// `on_open` runs on every connection this pool opens (e.g. to register SQL functions).
+  ReaderPool(std::string path, std::function<void(Connection&)> on_open)
+      : path_(std::move(path)), on_open_(std::move(on_open)) {}
 
   /// Runs `f(Connection&)` inside one read transaction (one WAL snapshot). Throws StoreError
   /// on a database error or after close().
@@ -58,6 +61,7 @@ class ReaderPool {
   void release(std::unique_ptr<Connection> c);
 
   const std::string path_;
+  const std::function<void(Connection&)> on_open_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
   bool closed_ = false;                            // guarded by mutex_

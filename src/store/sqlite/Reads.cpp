@@ -2,7 +2,10 @@
 #include "SqliteStore.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/common/Time.hpp"
@@ -13,12 +16,20 @@ using common::format_rfc3339_ms;
 using common::TimePoint;
 using sqlite::StatementScope;
 
+namespace {
+// The status a reader sees: a pending row this process holds a lease on is being delivered
+// (claims live in memory, Leases.hpp).
+constexpr const char* kShownStatus =
+    "CASE WHEN d.status = 'pending' AND relay_leased(d.rowid) THEN 'delivering' "
+    "ELSE d.status END";
+}  // namespace
+
 std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
   return readers_.read("delivery " + id, [&](Connection& c) -> std::optional<DeliveryRow> {
     auto& s = c.cached(
-        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
-        "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
-        "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1");
+        "SELECT d.id, d.event_id, d.webhook_id, e.event_type, " + std::string(kShownStatus) +
+        ", d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, "
+        "d.last_error FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1");
     StatementScope q(s);
     q->bind(1, id);
     if (!q->step()) return std::nullopt;
@@ -55,12 +66,20 @@ std::optional<DeliveryRow> SqliteStore::get_delivery(const std::string& id) {
 
 std::vector<DeliveryRow> SqliteStore::list_deliveries(const DeliveryFilter& filter) {
   // One cached statement per combination of filters, so each can use its index.
-  std::string sql =
-      "SELECT d.id, d.event_id, d.webhook_id, e.event_type, d.status, d.attempt_count, "
-      "d.next_attempt_at, d.created_at, d.updated_at, d.last_status_code, d.last_error "
-      "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1";
+  std::string sql = "SELECT d.id, d.event_id, d.webhook_id, e.event_type, " +
+                    std::string(kShownStatus) +
+                    ", d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, "
+                    "d.last_status_code, d.last_error "
+                    "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1";
   if (filter.webhook_id) sql += " AND d.webhook_id = ?1";
-  if (filter.status) sql += " AND d.status = ?2";
+  // As shown: a leased pending row is delivering, not pending.
+  if (filter.status == "pending") {
+    sql += " AND d.status = ?2 AND NOT relay_leased(d.rowid)";
+  } else if (filter.status == "delivering") {
+    sql += " AND (d.status = ?2 OR (d.status = 'pending' AND relay_leased(d.rowid)))";
+  } else if (filter.status) {
+    sql += " AND d.status = ?2";
+  }
   if (filter.event_type) sql += " AND e.event_type = ?3";
   if (filter.before_id) sql += " AND d.id < ?4";
   sql += " ORDER BY d.id DESC LIMIT ?5";
@@ -102,14 +121,100 @@ DeliveryRow SqliteStore::delivery_row(sqlite::Statement& q) {
   return d;
 }
 
+namespace {
+
+// One webhook's deliveries per status, from the covering index (webhook_id, status, …): each
+// status present is found by a seek past the previous one, then counted as its own range.
+// count(*) over a range with both columns fixed costs half what one GROUP BY over the same
+// rows does (~20 ms instead of ~40 ms per million, bench/console-latency), as no group key is
+// compared row by row. INDEXED BY: the smallest such index, whose third column is NULL for
+// finished rows; left to itself the planner takes (webhook_id, status, id), 57% more pages.
+void count_statuses(sqlite::Connection& c, std::string_view webhook_id,
+                    const std::function<void(std::string, std::int64_t)>& add) {
+  auto& next_status = c.cached(
+      "SELECT status FROM deliveries INDEXED BY deliveries_webhook_due "
+      "WHERE webhook_id = ?1 AND status > ?2 ORDER BY webhook_id, status LIMIT 1");
+  auto& count = c.cached(
+      "SELECT count(*) FROM deliveries INDEXED BY deliveries_webhook_due "
+      "WHERE webhook_id = ?1 AND status = ?2");
+  std::string status;  // '' sorts before every status
+  for (;;) {
+    {
+      StatementScope q(next_status);
+      q->bind(1, webhook_id);
+      q->bind(2, status);
+      if (!q->step()) return;
+      status = q->text(0);
+    }
+    StatementScope n(count);
+    n->bind(1, webhook_id);
+    n->bind(2, status);
+    add(status, n->step() ? n->int64(0) : 0);  // count(*) always answers one row
+  }
+}
+
+using StatusCounts = std::map<std::pair<std::string, std::string>, std::int64_t>;
+
+// Leased rows (in flight) are stored pending and counted as delivering: one rowid lookup per
+// lease in the same snapshot, so the counts stay consistent with each other. `only`: count the
+// leases of that webhook alone.
+void count_leases_as_delivering(sqlite::Connection& c, const std::vector<std::int64_t>& leased,
+                                const std::string* only, StatusCounts& counts) {
+  auto& one = c.cached("SELECT webhook_id FROM deliveries WHERE rowid = ?1 AND status = 'pending'");
+  for (const auto rowid : leased) {
+    StatementScope q(one);
+    q->bind(1, rowid);
+    if (!q->step()) continue;
+    auto webhook = q->text(0);
+    if (only != nullptr && webhook != *only) continue;
+    if (auto it = counts.find({webhook, "pending"}); it != counts.end() && --it->second == 0) {
+      counts.erase(it);
+    }
+    ++counts[{std::move(webhook), "delivering"}];
+  }
+}
+
+}  // namespace
+
 std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>
 SqliteStore::count_by_webhook_status() {
-  // A scan of the covering index (webhook_id, status, …): ~0.1 s per million deliveries.
-  return readers_.read("delivery counts", [](Connection& c) {
-    StatementScope q(c.cached(
-        "SELECT webhook_id, status, count(*) FROM deliveries GROUP BY webhook_id, status"));
-    std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>> out;
-    while (q->step()) out.push_back({{q->text(0), q->text(1)}, q->int64(2)});
+  const auto leased = leases_.rowids();
+  return readers_.read("delivery counts", [&leased](Connection& c) {
+    // The webhooks, likewise each found by a seek past the previous one (webhook ids are
+    // never empty, and '' sorts before every other text).
+    auto& next_webhook = c.cached(
+        "SELECT webhook_id FROM deliveries INDEXED BY deliveries_webhook_due "
+        "WHERE webhook_id > ?1 ORDER BY webhook_id LIMIT 1");
+    StatusCounts counts;
+    std::string webhook;
+    for (;;) {
+      {
+        StatementScope q(next_webhook);
+        q->bind(1, webhook);
+        if (!q->step()) break;
+        webhook = q->text(0);
+      }
+      count_statuses(c, webhook, [&](std::string status, std::int64_t n) {
+        counts[{webhook, status}] += n;
+      });
+    }
+    count_leases_as_delivering(c, leased, nullptr, counts);
+    return std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>(counts.begin(),
+                                                                                     counts.end());
+  });
+}
+
+std::vector<std::pair<std::string, std::int64_t>> SqliteStore::count_by_status(
+    const std::string& webhook_id) {
+  const auto leased = leases_.rowids();
+  return readers_.read("delivery counts of " + webhook_id, [&](Connection& c) {
+    StatusCounts counts;
+    count_statuses(c, webhook_id, [&](std::string status, std::int64_t n) {
+      counts[{webhook_id, std::move(status)}] += n;
+    });
+    count_leases_as_delivering(c, leased, &webhook_id, counts);
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (auto& [key, n] : counts) out.emplace_back(key.second, n);
     return out;
   });
 }
@@ -137,10 +242,12 @@ std::vector<WebhookStateRow> SqliteStore::webhook_states() {
 std::vector<std::pair<std::string, std::optional<TimePoint>>> SqliteStore::oldest_due(
     const std::vector<std::string>& webhook_ids, TimePoint now) {
   return readers_.read("oldest due deliveries", [&](Connection& c) {
-    // MIN over the (webhook_id, status, next_attempt_at) index: one seek per webhook.
+    // The first in (webhook_id, status, next_attempt_at) order: one seek per webhook.
+    // Those in flight (leased) are not waiting: skipped in index order.
     auto& s = c.cached(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND "
-        "status = 'pending' AND next_attempt_at <= ?2");
+        "SELECT next_attempt_at FROM deliveries WHERE webhook_id = ?1 AND "
+        "status = 'pending' AND next_attempt_at <= ?2 AND NOT relay_leased(rowid) "
+        "ORDER BY next_attempt_at LIMIT 1");
     const auto now_text = format_rfc3339_ms(now);
     std::vector<std::pair<std::string, std::optional<TimePoint>>> out;
     for (const auto& id : webhook_ids) {

@@ -76,6 +76,13 @@ std::string Statement::text(int col) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col)));
 }
 
+std::string_view Statement::text_view(int col) const {
+  const auto* p = sqlite3_column_text(stmt_.get(), col);
+  if (p == nullptr) return {};
+  return {reinterpret_cast<const char*>(p),
+          static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))};
+}
+
 std::optional<std::string> Statement::optional_text(int col) const {
   if (is_null(col)) return std::nullopt;
   return text(col);

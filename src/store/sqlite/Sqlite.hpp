@@ -57,6 +57,8 @@ class Statement {
   void reset() noexcept;
 
   [[nodiscard]] std::string text(int col) const;
+  /// The column's text without a copy, valid until the next step() or reset().
+  [[nodiscard]] std::string_view text_view(int col) const;
   [[nodiscard]] std::optional<std::string> optional_text(int col) const;
   [[nodiscard]] std::int64_t int64(int col) const;
   [[nodiscard]] std::optional<int> optional_int(int col) const;

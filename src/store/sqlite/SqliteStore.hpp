@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "Leases.hpp"
 #include "ReaderPool.hpp"
 #include "Sqlite.hpp"
 #include "WriterQueue.hpp"
@@ -53,6 +54,10 @@ class SqliteStore final : public Store {
   std::vector<WebhookAttemptStats> attempt_stats_since(common::TimePoint since) override;
   std::vector<AttemptMinute> attempts_per_minute(
       common::TimePoint since, const std::optional<std::string>& webhook_id) override;
+  AttemptSummary attempt_summary(common::TimePoint since, common::TimePoint recent_since,
+                                 const std::optional<std::string>& webhook_id) override;
+  std::vector<std::pair<std::string, std::int64_t>> count_by_status(
+      const std::string& webhook_id) override;
   // MaintenanceStore
   std::size_t recover_interrupted(common::TimePoint now) override;
   void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
@@ -98,6 +103,8 @@ class SqliteStore final : public Store {
   static DeliveryRow delivery_row(sqlite::Statement& q);
 
   const StoreOptions options_;
+  // Claims held in memory (Leases.hpp); before writer_ and readers_, whose connections call it.
+  sqlite::Leases leases_;
   std::unique_ptr<sqlite::WriterQueue> writer_;
   sqlite::ReaderPool readers_;
 };

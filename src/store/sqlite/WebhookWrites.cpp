@@ -15,6 +15,10 @@ using common::format_rfc3339_ms;
 using common::TimePoint;
 using sqlite::StatementScope;
 
+namespace {
+constexpr std::int64_t kFirstResumeChunk = 500;
+}  // namespace
+
 void SqliteStore::set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                                      WriteCallback done, std::function<void()> resumed_some) {
   set_paused_chunk(std::move(webhook_id), paused, max_queued, format_rfc3339_ms(common::now_ms()),
@@ -45,12 +49,17 @@ void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::siz
                !g.contains(webhook_id) || g.at(webhook_id) != *generation) {
       return;  // superseded by a later call that committed
     }
-    const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
+    auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
+    // A resume's first chunk is small: the dispatcher starts once it commits, and a full chunk
+    // of another webhook resumed by the same reload ahead of it delayed that by tens of ms
+    // (bench phase 8: two backlogs enabled at once).
+    if (!paused && !generation) chunk = std::min<std::int64_t>(chunk, kFirstResumeChunk);
     if (paused) {
+      // Not the ones in flight (leased, Leases.hpp): their attempt's record decides them.
       auto& s = c.cached(
           "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, updated_at = ?2 "
           "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
-          "status = 'pending' LIMIT ?3)");
+          "status = 'pending' AND NOT relay_leased(rowid) LIMIT ?3)");
       StatementScope u(s);
       u->bind(1, webhook_id);
       u->bind(2, now);
@@ -161,12 +170,19 @@ void SqliteStore::recover_failed(std::string webhook_id, TimePoint since, TimePo
 // Like set_paused_chunk: one short write per chunk so intake never waits behind a recovery of
 // a large backlog. Recovered rows leave `failed`, so the next chunk's query skips them, and all
 // chunks share `now`, so the dispatcher takes them in rowid (= insertion) order.
+// At most 1,000 rows per chunk, whatever bulk_chunk says: a recovered row rewrites four index
+// entries, and 5,000 held the writer (and intake's acknowledgements with it) for about 20 ms
+// of CPU per chunk, 60 ms under load; bench/recover, docs/performance.md "Bulk recovery".
+// Chunks are taken in id (= creation time) order through deliveries_webhook_status_newest
+// (schema v6), which stops after the chunk; in rowid order every chunk sorted all the
+// remaining failed rows first.
 void SqliteStore::recover_chunk(std::string webhook_id, std::string since, std::string until,
                                 std::string now, std::size_t total,
                                 std::function<void(WriteStatus, std::size_t)> done,
                                 std::function<void()> recovered_some) {
   auto changed = std::make_shared<std::int64_t>(0);
-  const auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
+  const auto chunk =
+      static_cast<std::int64_t>(std::clamp<std::size_t>(options_.bulk_chunk, 1, 1000));
   WriteRequest req;
   req.apply = [webhook_id, since, until, now, changed, chunk](sqlite::WriteContext& ctx) {
     auto& c = ctx.conn();
@@ -174,7 +190,7 @@ void SqliteStore::recover_chunk(std::string webhook_id, std::string since, std::
     auto& s = c.cached(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4, updated_at = ?4 "
         "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
-        "status = 'failed' AND created_at >= ?2 AND created_at < ?3 ORDER BY rowid LIMIT ?5)");
+        "status = 'failed' AND created_at >= ?2 AND created_at < ?3 ORDER BY id LIMIT ?5)");
     StatementScope u(s);
     u->bind(1, webhook_id);
     u->bind(2, since);

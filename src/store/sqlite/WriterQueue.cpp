@@ -112,9 +112,11 @@ void WriterQueue::loop() {
                      nullptr, nullptr, nullptr);
       }
     }
-    // Claims go first, in a transaction of their own committed without an fsync (WAL with
-    // synchronous=NORMAL; the next durable commit's fsync covers it): the dispatcher waits for
-    // claims, and they need not survive a power cut. Everything else stays durable.
+    // The dispatcher's writes (claims, attempt records, releases) go first, in a transaction
+    // of their own committed without an fsync (WAL with synchronous=NORMAL; the next durable
+    // commit's fsync covers it): the dispatcher waits for them, and losing them to a power
+    // cut only makes deliveries due again (at-least-once). Intake and admin writes stay
+    // durable: their answer says "on disk".
     fast.clear();
     durable.clear();
     for (auto& r : group) (r.durable ? durable : fast).push_back(std::move(r));

@@ -7,10 +7,12 @@
 // calls their `complete` callbacks, in submission order. That is group commit: one fsync for
 // thousands of rows (the difference between ~3,500 and ~60,000 durable events/s).
 //
-//   queue ──take ≤ max_group──▶ split: claims (fast) │ everything else (durable)
+//   queue ──take ≤ max_group──▶ split: dispatcher's (fast) │ everything else (durable)
 //                                        │                     │
 //        BEGIN IMMEDIATE; apply each; COMMIT       (same, synchronous=FULL)
-//        (synchronous=NORMAL: a claim need not survive a power cut)
+//        (synchronous=NORMAL: claims, attempt records and releases need not survive a power
+//        cut: a lost record only makes its delivery due again; the next FULL commit's fsync
+//        covers them, WAL frames being written in order)
 //                                        │
 //                          callbacks, in order ──▶ next group
 //
@@ -118,8 +120,8 @@ struct WriteRequest {
   std::function<void(WriteContext&)> apply;
   std::function<void(WriteStatus)> complete;
   bool counts_against_limit = false;  // intake: refused beyond max_queued_writes
-  // false: losing this write in a power cut is harmless (a claim: the delivery simply stays
-  // pending), so it may commit without waiting for an fsync.
+  // false: losing this write in a power cut is harmless (a claim, an attempt record: the
+  // delivery simply is due again), so it may commit without waiting for an fsync.
   bool durable = true;
 };
 

@@ -1,9 +1,11 @@
-// The web console's aggregates (AdminStore::attempt_stats_since, attempts_per_minute) against a
+// The web console's aggregates (AdminStore::attempt_stats_since, attempts_per_minute,
+// attempt_summary, count_by_status) against a
 // real SQLite file: windows, outcomes, percentiles, per-minute buckets, and the query plans
 // that keep them cheap on a large log (docs/console.md).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <random>
@@ -36,13 +38,14 @@ class StatsTest : public ::testing::Test {
   }
 
   // One event with one delivery to `webhook`; returns the delivery id.
-  std::string delivery(const std::string& webhook) {
+  std::string delivery(const std::string& webhook,
+                       DeliveryStatus status = DeliveryStatus::kPending) {
     NewEvent e;
     e.id = common::new_event_id();
     e.event_type = "ticket.created";
     e.created_at = common::now_ms();
     e.payload = "{}";
-    e.deliveries.push_back({common::new_delivery_id(), webhook, DeliveryStatus::kPending, 100});
+    e.deliveries.push_back({common::new_delivery_id(), webhook, status, 100});
     const auto id = e.deliveries[0].id;
     std::promise<WriteStatus> p;
     EXPECT_TRUE(store_->submit_events(
@@ -191,12 +194,141 @@ TEST_F(StatsTest, QueriesUseTheStartedAtIndex) {
             std::string::npos)
       << one_webhook;
   EXPECT_EQ(one_webhook.find("TEMP B-TREE"), std::string::npos) << one_webhook;
+  // The pages' summary (attempt_summary): one range in time order, each webhook by key.
+  const auto summary = plan(
+      "SELECT a.started_at, a.outcome, a.duration_ms, d.webhook_id FROM attempts a "
+      "CROSS JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= '2026-01-01' "
+      "ORDER BY a.started_at");
+  EXPECT_NE(summary.find("SEARCH a USING COVERING INDEX attempts_started_at (started_at>?)"),
+            std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("SEARCH d USING INDEX sqlite_autoindex_deliveries_1 (id=?)"),
+            std::string::npos)
+      << summary;
+  EXPECT_EQ(summary.find("TEMP B-TREE"), std::string::npos) << summary;
   // A webhook's page: its newest deliveries in index order, not a sort of all of them.
   const auto newest = plan(
       "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id "
       "WHERE 1 AND d.webhook_id = 'crm' ORDER BY d.id DESC LIMIT 50");
   EXPECT_NE(newest.find("deliveries_webhook_newest"), std::string::npos) << newest;
   EXPECT_EQ(newest.find("TEMP B-TREE"), std::string::npos) << newest;
+  // Its status filter (schema v6): the newest 50 in that status straight from the index, even
+  // when the webhook has none in it (through deliveries_webhook_newest that walked them all).
+  const auto in_status = plan(
+      "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id "
+      "WHERE 1 AND d.webhook_id = 'crm' AND d.status = 'failed' ORDER BY d.id DESC LIMIT 50");
+  EXPECT_NE(in_status.find("deliveries_webhook_status_newest (webhook_id=? AND status=?)"),
+            std::string::npos)
+      << in_status;
+  EXPECT_EQ(in_status.find("TEMP B-TREE"), std::string::npos) << in_status;
+}
+
+bool same(const WebhookAttemptStats& a, const WebhookAttemptStats& b) {
+  return a.webhook_id == b.webhook_id && a.attempts == b.attempts && a.succeeded == b.succeeded &&
+         a.retry == b.retry && a.failed == b.failed && a.p50_ms == b.p50_ms && a.p99_ms == b.p99_ms;
+}
+
+bool same(const std::vector<WebhookAttemptStats>& a, const std::vector<WebhookAttemptStats>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const auto& x, const auto& y) { return same(x, y); });
+}
+
+bool same(const std::vector<AttemptMinute>& a, const std::vector<AttemptMinute>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.minute == y.minute && x.succeeded == y.succeeded && x.retry == y.retry &&
+           x.failed == y.failed;
+  });
+}
+
+// The console pages' one pass gives what the three separate reads give, window by window, and
+// its percentiles (found by selection, not sorting) are the nearest ranks of the durations.
+TEST_F(StatsTest, SummaryIsTheSeparateReadsInOnePass) {
+  const auto now = common::now_ms();
+  std::mt19937 rng(18);
+  std::vector<std::int64_t> crm_hour;
+  const auto crm = delivery("crm");
+  for (int i = 1; i <= 257; ++i) {
+    const auto ms = static_cast<std::int64_t>(rng() % 5000);
+    const auto at = now - std::chrono::minutes(rng() % (23 * 60));
+    if (at >= now - 1h) crm_hour.push_back(ms);
+    attempt(crm, i, at, ms, i % 7 == 0 ? AttemptOutcome::kRetry : AttemptOutcome::kSucceeded);
+  }
+  const auto billing = delivery("billing");
+  attempt(billing, 1, now - 25h, 7, AttemptOutcome::kSucceeded);
+  attempt(billing, 2, now - 3h, 20, AttemptOutcome::kSucceeded);
+  attempt(billing, 3, now - 30min, 5000, AttemptOutcome::kRetry);
+  attempt(billing, 4, now - 5min, 40, AttemptOutcome::kFailed);
+  delivery("quiet");  // no attempt: absent from every list
+
+  const auto all = store_->attempt_summary(now - 24h, now - 1h, std::nullopt);
+  EXPECT_TRUE(same(all.whole, store_->attempt_stats_since(now - 24h)));
+  EXPECT_TRUE(same(all.recent, store_->attempt_stats_since(now - 1h)));
+  EXPECT_TRUE(same(all.minutes, store_->attempts_per_minute(now - 24h, std::nullopt)));
+  ASSERT_EQ(all.whole.size(), 2U);
+  const auto* b = find(all.whole, "billing");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->attempts, 3);
+  EXPECT_EQ(b->p50_ms, 40);
+  EXPECT_EQ(b->p99_ms, 5000);
+
+  std::sort(crm_hour.begin(), crm_hour.end());
+  const auto* c = find(all.recent, "crm");
+  if (crm_hour.empty()) {
+    EXPECT_EQ(c, nullptr);
+  } else {
+    ASSERT_NE(c, nullptr);
+    const auto n = crm_hour.size();
+    EXPECT_EQ(c->attempts, static_cast<std::int64_t>(n));
+    EXPECT_EQ(c->p50_ms, crm_hour[(n * 50 + 99) / 100 - 1]);
+    EXPECT_EQ(c->p99_ms, crm_hour[(n * 99 + 99) / 100 - 1]);
+  }
+
+  const auto one = store_->attempt_summary(now - 24h, now - 1h, std::string("billing"));
+  ASSERT_EQ(one.whole.size(), 1U);
+  EXPECT_TRUE(same(one.whole[0], *b));
+  ASSERT_EQ(one.recent.size(), 1U);
+  EXPECT_EQ(one.recent[0].attempts, 2);
+  EXPECT_EQ(one.recent[0].retry, 1);
+  EXPECT_EQ(one.recent[0].failed, 1);
+  EXPECT_TRUE(same(one.minutes, store_->attempts_per_minute(now - 24h, std::string("billing"))));
+  const auto nobody = store_->attempt_summary(now - 24h, now - 1h, std::string("nobody"));
+  EXPECT_TRUE(nobody.whole.empty());
+  EXPECT_TRUE(nobody.recent.empty());
+  EXPECT_TRUE(nobody.minutes.empty());
+}
+
+// GET /v1/webhooks/{id} counts its one webhook's deliveries; the list counts all of them.
+TEST_F(StatsTest, CountsByStatus) {
+  for (int i = 0; i < 3; ++i) delivery("crm");
+  for (int i = 0; i < 2; ++i) delivery("crm", DeliveryStatus::kPaused);
+  delivery("billing");
+  delivery("crm2", DeliveryStatus::kPaused);  // an id that starts with another
+
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  EXPECT_EQ(store_->count_by_status("crm"), (Counts{{"paused", 2}, {"pending", 3}}));
+  EXPECT_EQ(store_->count_by_status("billing"), (Counts{{"pending", 1}}));
+  EXPECT_TRUE(store_->count_by_status("nobody").empty());
+  using AllCounts = std::vector<std::pair<std::pair<std::string, std::string>, std::int64_t>>;
+  EXPECT_EQ(store_->count_by_webhook_status(), (AllCounts{{{"billing", "pending"}, 1},
+                                                          {{"crm", "paused"}, 2},
+                                                          {{"crm", "pending"}, 3},
+                                                          {{"crm2", "paused"}, 1}}));
+
+  // Each count a range of the covering (webhook_id, status, …) index, each next webhook or
+  // status a seek: no scan of the table, no sort.
+  for (const auto* sql :
+       {"SELECT count(*) FROM deliveries INDEXED BY deliveries_webhook_due "
+        "WHERE webhook_id = 'crm' AND status = 'pending'",
+        "SELECT status FROM deliveries INDEXED BY deliveries_webhook_due "
+        "WHERE webhook_id = 'crm' AND status > '' ORDER BY webhook_id, status LIMIT 1",
+        "SELECT webhook_id FROM deliveries INDEXED BY deliveries_webhook_due "
+        "WHERE webhook_id > '' ORDER BY webhook_id LIMIT 1"}) {
+    const auto p = plan(sql);
+    EXPECT_NE(p.find("SEARCH deliveries USING COVERING INDEX deliveries_webhook_due"),
+              std::string::npos)
+        << p;
+    EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << p;
+  }
 }
 
 }  // namespace

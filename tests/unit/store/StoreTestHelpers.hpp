@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <future>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +79,13 @@ inline AttemptRecord attempt_of(const DueDelivery& d, AttemptOutcome outcome, Ti
                    : outcome == AttemptOutcome::kFailed  ? DeliveryStatus::kFailed
                                                          : DeliveryStatus::kPending;
   return rec;
+}
+
+// count_by_webhook_status as "webhook/status" -> n (what the API and /metrics show).
+inline std::map<std::string, std::int64_t> shown_counts(relay::store::Store& s) {
+  std::map<std::string, std::int64_t> out;
+  for (const auto& [k, n] : s.count_by_webhook_status()) out[k.first + "/" + k.second] = n;
+  return out;
 }
 
 }  // namespace relay::store::testing_support
