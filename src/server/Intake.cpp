@@ -1,6 +1,7 @@
 #include "relay/server/Intake.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <utility>
 
@@ -19,9 +20,130 @@ using OrderedJson = nlohmann::ordered_json;
 
 constexpr auto kReplaceInvalidUtf8 = OrderedJson::error_handler_t::replace;
 
-/// A JSON string literal (quotes, escapes) for `text`.
+/// True for a byte that a JSON string holds as is: nlohmann's dump (ensure_ascii off) escapes
+/// only '"', '\\' and control characters below 0x20.
+constexpr bool plain_byte(unsigned char c) {
+  return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/// Appends `text` as a JSON string literal, byte for byte what nlohmann's dump writes for valid
+/// UTF-8 (runs of plain bytes are copied at once; dump_escaped went byte by byte and was the
+/// top intake symbol). Only for text nlohmann parsed, which is valid UTF-8.
+void append_escaped(std::string& out, std::string_view text) {
+  out += '"';
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (plain_byte(c)) continue;
+    out.append(text.data() + start, i - start);
+    start = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default: {
+        constexpr char kHex[] = "0123456789abcdef";
+        const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out.append(escape, sizeof escape);
+        break;
+      }
+    }
+  }
+  out.append(text.data() + start, text.size() - start);
+  out += '"';
+}
+
+/// A JSON string literal (quotes, escapes) for `text`, which may be any bytes (a header, an
+/// id): plain ASCII is quoted directly, anything else goes through nlohmann (invalid UTF-8 is
+/// replaced).
 std::string quote(std::string_view text) {
+  const bool plain_ascii = std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return plain_byte(u) && u < 0x80;
+  });
+  if (plain_ascii) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out += '"';
+    out += text;
+    out += '"';
+    return out;
+  }
   return OrderedJson(std::string(text)).dump(-1, ' ', false, kReplaceInvalidUtf8);
+}
+
+/// Appends `value` compactly, the same text as value.dump(-1, ' ', false, replace) for a parsed
+/// document; strings and containers are written here, other scalars by nlohmann (a float's
+/// shortest form is nlohmann's own).
+void append_compact(std::string& out, const OrderedJson& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, item] : value.items()) {
+        if (!first) out += ',';
+        first = false;
+        append_escaped(out, key);
+        out += ':';
+        append_compact(out, item);
+      }
+      out += '}';
+      break;
+    }
+    case nlohmann::json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : value) {
+        if (!first) out += ',';
+        first = false;
+        append_compact(out, item);
+      }
+      out += ']';
+      break;
+    }
+    case nlohmann::json::value_t::string:
+      append_escaped(out, value.get_ref<const std::string&>());
+      break;
+    case nlohmann::json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      break;
+    case nlohmann::json::value_t::null:
+      out += "null";
+      break;
+    case nlohmann::json::value_t::number_integer:
+      out += std::to_string(value.get<std::int64_t>());
+      break;
+    case nlohmann::json::value_t::number_unsigned:
+      out += std::to_string(value.get<std::uint64_t>());
+      break;
+    default:
+      out += value.dump(-1, ' ', false, kReplaceInvalidUtf8);
+      break;
+  }
+}
+
+std::string compact(const OrderedJson& value) {
+  std::string out;
+  append_compact(out, value);
+  return out;
 }
 
 using common::trim_ows;
@@ -157,8 +279,7 @@ std::optional<IntakeError> validate_event(const OrderedJson& item, std::optional
                         index);
     }
   }
-  out.push_back(
-      ValidatedEvent{std::move(id_text), type, data->dump(-1, ' ', false, kReplaceInvalidUtf8)});
+  out.push_back(ValidatedEvent{std::move(id_text), type, compact(*data)});
   return std::nullopt;
 }
 
@@ -291,8 +412,11 @@ IntakeParseResult parse_intake(std::optional<std::string_view> content_type, std
   return result;
 }
 
-std::string build_payload(std::string_view id, std::string_view event_type,
-                          common::TimePoint created_at, std::string_view data_json) {
+namespace {
+
+/// build_payload with the time already written (a batch's events share one).
+std::string build_payload_at(std::string_view id, std::string_view event_type,
+                             std::string_view created_at_json, std::string_view data_json) {
   std::string out;
   out.reserve(data_json.size() + id.size() + event_type.size() + 64);
   out += "{\"id\":";
@@ -300,22 +424,30 @@ std::string build_payload(std::string_view id, std::string_view event_type,
   out += ",\"event\":";
   out += quote(event_type);
   out += ",\"created_at\":";
-  out += quote(common::format_rfc3339_s(created_at));
+  out += created_at_json;
   out += ",\"data\":";
   out += data_json;
   out += '}';
   return out;
 }
 
+}  // namespace
+
+std::string build_payload(std::string_view id, std::string_view event_type,
+                          common::TimePoint created_at, std::string_view data_json) {
+  return build_payload_at(id, event_type, quote(common::format_rfc3339_s(created_at)), data_json);
+}
+
 std::vector<store::NewEvent> build_new_events(std::vector<ValidatedEvent> events,
                                               const config::Config& config, common::TimePoint now) {
   std::vector<store::NewEvent> out;
   out.reserve(events.size());
+  const auto created_at_json = quote(common::format_rfc3339_s(now));
   for (auto& event : events) {
     store::NewEvent item;
     item.id = event.id.empty() ? common::new_event_id() : std::move(event.id);
     item.created_at = now;
-    item.payload = build_payload(item.id, event.event_type, now, event.data);
+    item.payload = build_payload_at(item.id, event.event_type, created_at_json, event.data);
     for (const auto& webhook : config.webhooks) {
       if (!webhook.matches(event.event_type)) continue;
       item.deliveries.push_back(store::NewDelivery{
@@ -331,13 +463,26 @@ std::vector<store::NewEvent> build_new_events(std::vector<ValidatedEvent> events
 
 namespace {
 
-void append_receipt(std::string& out, const store::EventReceipt& receipt) {
+/// The last time written into a receipt: a batch's receipts share one.
+struct TimeText {
+  std::optional<common::TimePoint> at;
+  std::string json;
+  const std::string& of(common::TimePoint t) {
+    if (at != t) {
+      at = t;
+      json = quote(common::format_rfc3339_s(t));
+    }
+    return json;
+  }
+};
+
+void append_receipt(std::string& out, const store::EventReceipt& receipt, TimeText& time) {
   out += "{\"id\":";
   out += quote(receipt.id);
   out += ",\"event\":";
   out += quote(receipt.event_type);
   out += ",\"created_at\":";
-  out += quote(common::format_rfc3339_s(receipt.created_at));
+  out += time.of(receipt.created_at);
   out += ",\"deliveries\":[";
   bool first = true;
   for (const auto& [delivery_id, webhook_id] : receipt.deliveries) {
@@ -356,17 +501,19 @@ void append_receipt(std::string& out, const store::EventReceipt& receipt) {
 
 std::string receipt_json(const store::EventReceipt& receipt) {
   std::string out;
-  append_receipt(out, receipt);
+  TimeText time;
+  append_receipt(out, receipt, time);
   return out;
 }
 
 std::string batch_receipt_json(const std::vector<store::EventReceipt>& receipts) {
   std::string out = "{\"events\":[";
+  TimeText time;
   bool first = true;
   for (const auto& receipt : receipts) {
     if (!first) out += ',';
     first = false;
-    append_receipt(out, receipt);
+    append_receipt(out, receipt, time);
   }
   out += "]}";
   return out;

@@ -2,6 +2,7 @@
 #include "SqliteStore.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,18 @@ namespace {
 
 TimePoint parse_time_or_epoch(const std::string& text) {
   return common::parse_rfc3339(text).value_or(TimePoint{});
+}
+
+/// format_rfc3339_ms(t), remembered: the events of one request (a batch) share one time, and
+/// only the writer thread inserts events.
+const std::string& created_text(TimePoint t) {
+  thread_local std::optional<TimePoint> last;
+  thread_local std::string text;
+  if (last != t) {
+    last = t;
+    text = format_rfc3339_ms(t);
+  }
+  return text;
 }
 
 }  // namespace
@@ -42,7 +55,7 @@ EventReceipt SqliteStore::insert_event(sqlite::WriteContext& ctx, const NewEvent
   r.id = e.id;
   r.event_type = e.event_type;
   r.created_at = e.created_at;
-  const auto created = format_rfc3339_ms(e.created_at);
+  const std::string& created = created_text(e.created_at);
   auto& insert = c.cached(
       "INSERT INTO events (id, event_type, created_at, payload) VALUES (?1, ?2, ?3, ?4) "
       "ON CONFLICT (id) DO NOTHING");

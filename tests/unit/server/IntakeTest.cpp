@@ -3,6 +3,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace relay::server {
 namespace {
@@ -308,6 +309,20 @@ TEST(IntakeReceipt, ExactBytes) {
             "{\"events\":[" + one +
                 R"(,{"id":"x","event":"sla.warning","created_at":"1970-01-01T00:00:00Z",)"
                 R"("deliveries":[]}]})");
+}
+
+// The stored `data` is written by Intake's own compact writer; it must be byte for byte what
+// nlohmann's dump gave before (escapes, key order, numbers, UTF-8 kept as is).
+TEST(IntakeData, CompactTextIsNlohmannsDump) {
+  const std::string data =
+      R"({"z":1,"a":[true,false,null,-7,18446744073709551615,1.5,1e300,-0.0,2.50,1E2],)"
+      R"("s":"q\"b\\s\/\b\f\n\r\t\u0001\u001f\u007f é \u00e9 \ud83d\ude00 end",)"
+      R"("nested":{"":{},"e":[],"k\u0000":"x"}, "sp" : [ 1 , 2 ] })";
+  const auto r = single(R"({"event":"ticket.created","data":)" + data + "}");
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  const auto expected = nlohmann::ordered_json::parse(data).dump(
+      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  EXPECT_EQ(r.events.at(0).data, expected);
 }
 
 }  // namespace
