@@ -17,6 +17,10 @@ using relay::testing::shared_pg_dir;
 
 namespace {
 
+// The server must outlive this process (`stop` stops it), so it is never destroyed; a global
+// keeps it reachable, which is what LeakSanitizer asks of memory kept on purpose.
+relay::testing::PgServer* g_server = nullptr;
+
 int stop(const fs::path& dir) {
   std::string server_dir;
   std::getline(std::ifstream(dir / "server_dir"), server_dir);
@@ -43,8 +47,8 @@ int main(int argc, char** argv) {
     (void)stop(dir);  // whatever an interrupted run left
     try {
       fs::create_directories(dir);
-      // Leaked on purpose: the server must outlive this process (stopped by `stop`).
-      auto* server = new relay::testing::PgServer(/*fsync=*/false);
+      g_server = new relay::testing::PgServer(/*fsync=*/false);
+      const auto* server = g_server;
       std::ofstream(dir / "dsn") << "host=127.0.0.1 port=" << server->port()
                                  << " user=relayd connect_timeout=10\n";
       std::ofstream(dir / "server_dir") << server->dir().string() << '\n';
