@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -45,8 +44,9 @@ struct ReloadPreview {
 /// whole (`shared_ptr<const Config>`), logging is reconfigured, and the stored deliveries are
 /// reconciled with the new webhooks (store writes in the background; `on_due` runs when
 /// deliveries became due, on the store's thread: it must only post).
-/// Thread-safety: current() from any thread, lock-free; reload() from any thread but an I/O
-/// thread (it reads the file), serialized. Never throws for a bad file (see ReloadOutcome).
+/// Thread-safety: current() from any thread (a pointer copy under a mutex); reload() from any
+/// thread but an I/O thread (it reads the file), serialized. Never throws for a bad file (see
+/// ReloadOutcome).
 class ConfigReloader {
  public:
   ConfigReloader(std::string path, std::shared_ptr<const config::Config> initial,
@@ -106,8 +106,32 @@ class ConfigReloader {
   [[nodiscard]] std::shared_ptr<const config::Config> compose(
       const std::shared_ptr<const config::Config>& file) const;
 
+  // What current() hands out. A mutex held for a pointer copy, not
+  // std::atomic<std::shared_ptr>: ThreadSanitizer reports libstdc++ 12's implementation of that
+  // (a lock bit in the control-block word) as a race between load() and store(), and with
+  // halt_on_error the daemon died under the TSan stage of CI. Uncontended, the cost is the same.
+  class CurrentConfig {
+   public:
+    explicit CurrentConfig(std::shared_ptr<const config::Config> c) : config_(std::move(c)) {}
+    [[nodiscard]] std::shared_ptr<const config::Config> load() const {
+      std::lock_guard lock(mutex_);
+      return config_;
+    }
+    void store(std::shared_ptr<const config::Config> c) {
+      {
+        std::lock_guard lock(mutex_);
+        config_.swap(c);
+      }
+      // c, the old configuration, is freed here, outside the lock, if this was its last user.
+    }
+
+   private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const config::Config> config_;
+  };
+
   std::string path_;
-  std::atomic<std::shared_ptr<const config::Config>> current_;
+  CurrentConfig current_;
   // Guarded by state_mutex_ (held briefly; reload_mutex_ covers reading the file).
   std::shared_ptr<const config::Config> file_;
   std::map<std::string, RuntimeDisable> disabled_;
