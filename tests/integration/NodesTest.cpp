@@ -2,7 +2,8 @@
 // through all three are all delivered; no delivery is ever attempted by two nodes at once
 // (checked by the receiver); a node killed with SIGKILL mid-drain loses its leases and the
 // others deliver its claimed deliveries within the lease time, with the same delivery id and
-// body; a PostgreSQL restart mid-run loses nothing that was acknowledged (202).
+// body; a PostgreSQL restart mid-run, while clients keep posting (the 503 storage_unavailable
+// answers retried), loses nothing that was acknowledged (202).
 //
 // Sized for CI by default (RELAYD_NODES_EVENTS, default 6,000); the run is
 // RELAYD_NODES_EVENTS=100000 (docs/scaling.md has its figures).
@@ -181,13 +182,76 @@ TEST(Nodes, ThreeNodesShareOneQueueSurviveAKillAndADatabaseRestart) {
     }
   }
 
-  // Then a database restart while intake and delivery go on.
+  // Then a database restart while intake and delivery go on. The senders above may be done by
+  // now, so two more clients post through nodes 1 and 2 from before the stop until each has a
+  // batch acknowledged that it posted after the start: the 503 `storage_unavailable` answers in
+  // between are retried, and everything they got a 202 (or 200) for must be delivered too.
+  std::atomic<bool> restarted{false};
+  std::atomic<int> restart_events{0};  // acknowledged by the restart senders
+  std::atomic<int> storage_unavailable{0};
+  std::atomic<int> other_failures{0};
+  std::atomic<int> acked_after_restart{0};  // batches posted and acknowledged after the start
+  std::atomic<bool> give_up{false};
+  const auto post_through_restart = [&](int node) {
+    std::unique_ptr<HttpTestClient> client;
+    bool mine_after = false;
+    for (int n = 0; !mine_after && !give_up;) {
+      json batch;
+      for (int k = n; k < n + 10; ++k) {
+        batch["events"].push_back({{"event", "ticket.created"},
+                                   {"id", "evt_r" + std::to_string(node) + "_" + std::to_string(k)},
+                                   {"data", {{"n", k}}}});
+      }
+      const bool posted_after_restart = restarted;
+      try {
+        if (!client) client = std::make_unique<HttpTestClient>("127.0.0.1", ports[node]);
+        const auto r = client->post_json("/v1/events/batch", batch.dump());
+        if (r.status == 202 || r.status == 200) {
+          std::lock_guard lock(acked_m);
+          const auto answer = json::parse(r.body);
+          for (const auto& e : answer.at("events")) {
+            acked.insert(e.at("deliveries").at(0).at("id").get<std::string>());
+          }
+          restart_events += 10;
+          n += 10;
+          if (posted_after_restart) {
+            mine_after = true;
+            ++acked_after_restart;
+          }
+        } else if (r.status == 503 && r.body.find("storage_unavailable") != std::string::npos) {
+          ++storage_unavailable;
+          std::this_thread::sleep_for(50ms);
+        } else {
+          if (other_failures++ < 3)
+            std::cerr << "intake answered " << r.status << ": " << r.body << '\n';
+          std::this_thread::sleep_for(50ms);
+        }
+      } catch (const std::exception& e) {
+        if (other_failures++ < 3) std::cerr << "node " << node << ": " << e.what() << '\n';
+        client.reset();
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  };
+  std::vector<std::thread> restart_senders;
+  for (int node = 1; node < 3; ++node) restart_senders.emplace_back(post_through_restart, node);
+  ASSERT_TRUE(wait_until([&] { return restart_events >= 40; }, 60s));
+  const int acked_before_stop = restart_events;
   server.stop();
   std::this_thread::sleep_for(1s);
   server.start();
+  restarted = true;
+  EXPECT_TRUE(wait_until([&] { return acked_after_restart == 2; }, 60s))
+      << "intake did not take events again after the database restart";
+  give_up = true;
 
   for (auto& t : senders) t.join();
-  ASSERT_EQ(acked.size(), static_cast<std::size_t>(total));
+  for (auto& t : restart_senders) t.join();
+  ASSERT_EQ(acked.size(), static_cast<std::size_t>(total + restart_events));
+  // The restart happened under intake: posts were refused while the server was down, and taken
+  // again after it was back.
+  EXPECT_GT(storage_unavailable, 0);
+  EXPECT_EQ(acked_after_restart, 2);
 
   // Every acknowledged event's delivery reaches the receiver.
   ASSERT_TRUE(wait_until(
@@ -234,7 +298,10 @@ TEST(Nodes, ThreeNodesShareOneQueueSurviveAKillAndADatabaseRestart) {
   std::cout << "[ nodes ] events " << total << ", repeated deliveries " << repeated
             << ", node-0 held " << held.size() << " at SIGKILL, all of them done "
             << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()
-            << " ms after it; 503 answers during the database restart: " << unavailable << '\n';
+            << " ms after it; 503 answers during the database restart: " << unavailable
+            << " (first senders), " << storage_unavailable
+            << " storage_unavailable (restart senders, which had " << acked_before_stop
+            << " events acked before the stop and " << restart_events << " in all)\n";
   for (std::size_t i = 1; i < nodes.size(); ++i) nodes[i]->signal(SIGTERM);
   for (std::size_t i = 1; i < nodes.size(); ++i) EXPECT_EQ(nodes[i]->wait(20s), 0);
 }

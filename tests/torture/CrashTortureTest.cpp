@@ -4,6 +4,9 @@
 // no acknowledged event is lost, nothing unknown is delivered, and the attempt rows tell what
 // the receiver saw. The seed (printed) replays the random choices; the thread interleaving and
 // the exact moment of each kill relative to relayd's work differ from run to run.
+// With RELAYD_TEST_BACKEND=postgres (ctest's torture.pg.*) relayd runs on a fresh database of
+// the run's PostgreSQL server instead (TestConfig, Db and DbAudit switch over); only relayd is
+// killed, never the server.
 //
 //   RELAYD_TORTURE_SEED=N      replay a run's random choices
 //   RELAYD_TORTURE_CYCLES=N    kill cycles (default 5, the CI mode; 100 for the long mode)
@@ -31,6 +34,7 @@
 #include "FlakyReceiver.hpp"
 #include "HttpTestClient.hpp"
 #include "IntakeLoad.hpp"
+#include "PgServer.hpp"
 #include "TestConfig.hpp"
 #include "Waiting.hpp"
 
@@ -106,6 +110,14 @@ class CrashTorture : public ::testing::Test {
          {"relayd.db", "relayd.db-wal", "relayd.db-shm", "relayd.log", "relayd.yaml"}) {
       fs::copy_file(dir_.path() / name, keep / name, fs::copy_options::overwrite_existing, ec);
     }
+    if (relay::testing::postgres_backend()) {
+      // The run's server (and so the database) goes when the ctest fixture stops it.
+      const char* bindir = std::getenv("RELAYD_PG_BIN");
+      const std::string dump =
+          std::string(bindir != nullptr ? bindir : "/usr/lib/postgresql/15/bin") + "/pg_dump -d '" +
+          relay::testing::dsn_for(cfg_.db) + "' -f '" + (keep / "relayd.sql").string() + "'";
+      if (std::system(dump.c_str()) != 0) std::cout << "torture: pg_dump failed" << std::endl;
+    }
     std::cout << "torture: database and log kept in " << keep.string() << std::endl;
   }
 
@@ -126,6 +138,12 @@ class CrashTorture : public ::testing::Test {
         ledger_->add_problem("the receiver got delivery '" + r.delivery_id +
                              "', which is not in the file (never posted?)");
       }
+    }
+    const auto overlapping = receiver_->overlapping();
+    for (; overlaps_seen_ < overlapping.size(); ++overlaps_seen_) {
+      ledger_->add_problem("delivery " + overlapping[overlaps_seen_] + ", epoch " +
+                           std::to_string(epoch_) +
+                           ": sent again while its previous request was unanswered");
     }
     std::set<std::string> touched;
     for (const auto& [id, list] : seen) touched.insert(id);
@@ -185,7 +203,8 @@ class CrashTorture : public ::testing::Test {
   std::unique_ptr<DbAudit> audit_;
   Totals totals_;
   int epoch_ = 0;
-  std::size_t epoch_start_ = 0;  // first receiver request of the current epoch
+  std::size_t overlaps_seen_ = 0;  // receiver_->overlapping() already reported
+  std::size_t epoch_start_ = 0;    // first receiver request of the current epoch
 };
 
 TEST_F(CrashTorture, CyclesOfLoadAndSigkillLoseNothing) {
@@ -246,7 +265,7 @@ TEST_F(CrashTorture, CyclesOfLoadAndSigkillLoseNothing) {
   ASSERT_TRUE(drained) << final_state.unfinished << " deliveries still unfinished\n" << log_tail();
   EXPECT_EQ(final_state.integrity, "ok");
 
-  // Everything posted was acknowledged in the end, and all of it is in the file, no more.
+  // Everything posted was acknowledged in the end, and all of it is in the database, no more.
   EXPECT_EQ(ledger_->reposts_waiting(), 0U);
   EXPECT_EQ(ledger_->acked_count(), ledger_->event_count());
   EXPECT_EQ(final_state.events, ledger_->event_count());

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "Db.hpp"
+#include "PgServer.hpp"
+#include "Waiting.hpp"
 
 namespace relay::torture {
 
@@ -20,19 +22,24 @@ AuditResult DbAudit::audit() {
 
 AuditResult DbAudit::look() {
   AuditResult result;
-  result.file_exists = std::filesystem::exists(path_);
+  const bool pg = relay::testing::postgres_backend();
+  // On PostgreSQL the database (dsn_for) exists from the first look on; relayd makes the schema.
+  result.file_exists = pg || std::filesystem::exists(path_);
   if (!result.file_exists) {
     if (ledger_.acked_count() > 0) problem("the database file is gone");
     return result;
   }
   Db db(path_);
-  result.integrity = db.value("PRAGMA integrity_check");
-  result.schema_exists = db.count(
-                             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                             "('events', 'deliveries', 'attempts')") == 3;
+  if (pg) wait_for_dead_sessions(db);
+  result.schema_exists =
+      db.count(pg ? "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                    "current_schema() AND table_name IN ('events', 'deliveries', 'attempts')"
+                  : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                    "('events', 'deliveries', 'attempts')") == 3;
+  result.integrity = pg ? pg_integrity(db) : db.value("PRAGMA integrity_check");
   if (!result.schema_exists) {
     // Killed while creating the file: fine as long as nothing was acked yet.
-    if (ledger_.acked_count() > 0) problem("the schema is gone from the database file");
+    if (ledger_.acked_count() > 0) problem("the schema is gone from the database");
     return result;
   }
   check_events(db, result);
@@ -40,6 +47,42 @@ AuditResult DbAudit::look() {
   check_attempts(db, result);
   check_batches();
   return result;
+}
+
+// A SIGKILLed relayd's server sessions end only when each notices its client is gone, after
+// the statement it is running: a COMMIT sent just before the kill still lands. Looking before
+// they are gone would see rows appear later and blame them on the next life of relayd.
+void DbAudit::wait_for_dead_sessions(Db& db) {
+  const auto others =
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+      "backend_type = 'client backend' AND pid <> pg_backend_pid()";
+  const bool gone =
+      relay::testing::wait_until([&] { return db.count(others) == 0; }, std::chrono::seconds(10));
+  if (!gone) problem("relayd's database sessions were still there 10 s after the kill");
+}
+
+// PostgreSQL's counterpart of PRAGMA integrity_check: amcheck's verify_heapam on every table
+// and bt_index_check (with heapallindexed: every row is in every index) on every B-tree index
+// of relayd's schema. A check that finds a broken page raises an error; that text is the result.
+std::string DbAudit::pg_integrity(Db& db) {
+  try {
+    if (db.count("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'") == 0) {
+      db.rows("CREATE EXTENSION amcheck");
+    }
+    const auto schema = "c.relnamespace = current_schema()::regnamespace";
+    const auto heap = db.count(
+        std::string("SELECT count(*) FROM pg_class c, verify_heapam(c.oid) v WHERE c.relkind = "
+                    "'r' AND ") +
+        schema);
+    if (heap != 0) return std::to_string(heap) + " heap problems (verify_heapam)";
+    db.rows(std::string("SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON "
+                        "c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = "
+                        "'btree' AND ") +
+            schema);
+    return "ok";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
 }
 
 void DbAudit::check_events(Db& db, AuditResult& result) {

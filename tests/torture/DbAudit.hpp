@@ -29,7 +29,7 @@ struct DeliveryState {
 struct AuditResult {
   bool file_exists = false;
   bool schema_exists = false;
-  std::string integrity;  // PRAGMA integrity_check
+  std::string integrity;  // PRAGMA integrity_check; on PostgreSQL amcheck's, "ok" alike
   std::size_t events = 0;
   std::size_t deliveries = 0;
   std::size_t attempts = 0;
@@ -41,11 +41,12 @@ struct AuditResult {
 };
 
 /// Reads the daemon's SQLite file after each kill (and at the end), as an operator would with
-/// the sqlite3 CLI, and checks it against what the clients were told and against what it held
-/// before: every acked event with one delivery per webhook and the delivery ids of its answer;
-/// payloads with exactly the posted data, never changing; nothing the clients never posted;
-/// batches all or nothing; attempt rows numbered 1..n, never lost, consistent with the
-/// delivery's status and attempt_count (they commit together). Problems go to the ledger.
+/// the sqlite3 CLI — or with RELAYD_TEST_BACKEND=postgres its PostgreSQL database (Db, dsn_for),
+/// as psql would, after relayd's sessions are gone — and checks it against what the clients were
+/// told and against what it held before: every acked event with one delivery per webhook and the
+/// delivery ids of its answer; payloads with exactly the posted data, never changing; nothing the
+/// clients never posted; batches all or nothing; attempt rows numbered 1..n, never lost, consistent
+/// with the delivery's status and attempt_count (they commit together). Problems go to the ledger.
 /// Not thread-safe; call it while no client runs.
 class DbAudit {
  public:
@@ -62,6 +63,8 @@ class DbAudit {
 
  private:
   AuditResult look();
+  void wait_for_dead_sessions(relay::testing::Db& db);
+  static std::string pg_integrity(relay::testing::Db& db);
   void check_events(relay::testing::Db& db, AuditResult& result);
   void check_deliveries(relay::testing::Db& db, AuditResult& result);
   void check_attempts(relay::testing::Db& db, AuditResult& result);

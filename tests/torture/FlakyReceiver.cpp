@@ -49,6 +49,7 @@ std::string FlakyReceiver::url(const std::string& webhook) const {
 }
 
 relay::test::Reply FlakyReceiver::on_request(const relay::test::RecordedRequest& request) {
+  const auto arrived = std::chrono::steady_clock::now();
   Received seen;
   seen.delivery_id = request.header("X-Relay-Delivery");
   seen.event_header = request.header("X-Relay-Event");
@@ -95,6 +96,13 @@ relay::test::Reply FlakyReceiver::on_request(const relay::test::RecordedRequest&
   std::lock_guard lock(mutex_);
   const auto [first, inserted] = first_bodies_.try_emplace(seen.delivery_id, request.body);
   seen.same_body_as_first = inserted || first->second == request.body;
+  // The reply's delay timer starts after this returns, so the answer leaves no earlier than
+  // arrived + delay; a request of the same delivery before that overlaps with this one.
+  auto [due, fresh] = answer_due_.try_emplace(seen.delivery_id, arrived + reply.delay);
+  if (!fresh) {
+    if (arrived < due->second) overlapping_.push_back(seen.delivery_id);
+    due->second = arrived + reply.delay;
+  }
   log_.push_back(std::move(seen));
   return reply;
 }
@@ -120,6 +128,9 @@ std::size_t FlakyReceiver::settle(std::chrono::milliseconds timeout, bool& settl
     }
     receiver_->clear_requests();
     forgotten_ = log_.size();
+    // No connection, no answer owed: a killed relayd's request whose delay was still running
+    // when its connection closed does not overlap with the next life's resend.
+    answer_due_.clear();
   }
   return log_.size();
 }
@@ -135,6 +146,11 @@ std::vector<Received> FlakyReceiver::range(std::size_t from, std::size_t to) con
 std::size_t FlakyReceiver::size() const {
   std::lock_guard lock(mutex_);
   return log_.size();
+}
+
+std::vector<std::string> FlakyReceiver::overlapping() const {
+  std::lock_guard lock(mutex_);
+  return overlapping_;
 }
 
 std::map<std::string, std::string> FlakyReceiver::first_bodies() const {

@@ -53,6 +53,11 @@ class FlakyReceiver {
   [[nodiscard]] std::size_t size() const;
   /// The first body received for each delivery id.
   [[nodiscard]] std::map<std::string, std::string> first_bodies() const;
+  /// Delivery ids whose request arrived while the receiver still owed (or had just begun to
+  /// owe) an answer to an earlier request of the same delivery: one delivery attempted twice at
+  /// once. The answer goes out `delay` after the earlier request's arrival, and relayd may only
+  /// send again after it (or after the close), so any arrival before that is an overlap.
+  [[nodiscard]] std::vector<std::string> overlapping() const;
 
  private:
   relay::test::Reply on_request(const relay::test::RecordedRequest& request);
@@ -65,6 +70,9 @@ class FlakyReceiver {
   std::vector<Received> log_;                        // guarded by mutex_
   std::map<std::string, std::string> first_bodies_;  // guarded by mutex_
   std::size_t forgotten_ = 0;                        // TestReceiver records already cleared
+  // guarded by mutex_: when the answer to each delivery's latest request goes out
+  std::map<std::string, std::chrono::steady_clock::time_point> answer_due_;
+  std::vector<std::string> overlapping_;  // guarded by mutex_
 
   // Last: its thread calls on_request until it is destroyed.
   std::unique_ptr<relay::test::TestReceiver> receiver_;

@@ -148,7 +148,7 @@ class PgStore final : public Store {
 
   EventReceipt insert_event(pg::WriterContext& ctx, const NewEvent& e);
   static EventReceipt existing_receipt(Connection& c, const std::string& id);
-  static void enforce_paused_cap(Connection& c, const std::string& webhook_id,
+  static void enforce_paused_cap(pg::WriterContext& ctx, const std::string& webhook_id,
                                  std::size_t max_queued, const std::string& now, bool one_added);
   void set_paused_chunk(std::string webhook_id, bool paused, std::size_t max_queued,
                         std::string now, std::optional<std::uint64_t> generation,

@@ -51,7 +51,7 @@ void PgStore::set_paused_chunk(std::string webhook_id, bool paused, std::size_t 
           "status = 'pending' LIMIT $3 FOR UPDATE SKIP LOCKED)",
           Params().add(webhook_id).add(now).add(n));
       *more = r.affected() == n;
-      if (!*more) enforce_paused_cap(c, webhook_id, max_queued, now, false);
+      if (!*more) enforce_paused_cap(ctx, webhook_id, max_queued, now, false);
     } else {
       const auto r = c.exec(
           "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2 "

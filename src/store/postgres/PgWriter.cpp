@@ -168,6 +168,7 @@ void PgWriter::rollback() {
   if (conn_ && conn_->ok() && conn_->in_transaction()) PQclear(PQexec(conn_->get(), "ROLLBACK"));
   context_.pending_generations.clear();
   context_.notify = false;
+  context_.paused_counts.clear();
 }
 
 PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
@@ -176,6 +177,7 @@ PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
   results.assign(group.size(), WriteStatus::kStorageUnavailable);
   context_.pending_generations.clear();
   context_.notify = false;
+  context_.paused_counts.clear();
   std::uint64_t rejected = 0;
   try {
     c.exec_script("BEGIN");
@@ -183,6 +185,8 @@ PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
       auto before = context_.pending_generations;
       const bool notify_before = context_.notify;
       try {
+        // Other writes (a resume, a cancel, retention) change paused rows behind the count.
+        if (!group[i].counts_against_limit) context_.paused_counts.clear();
         if (isolate) c.exec_script("SAVEPOINT req");
         group[i].apply(context_);
         if (isolate) c.exec_script("RELEASE req");
@@ -195,6 +199,7 @@ PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
         }  // (isolated runs never ask for isolation again)
         spdlog::error("database write rejected (rolled back alone): {}", e.what());
         c.exec_script("ROLLBACK TO req; RELEASE req");
+        context_.paused_counts.clear();
         context_.pending_generations = std::move(before);
         context_.notify = notify_before;
         results[i] = WriteStatus::kRejected;
@@ -207,6 +212,7 @@ PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
         }
         spdlog::error("database write rejected (rolled back alone): {}", e.what());
         c.exec_script("ROLLBACK TO req; RELEASE req");
+        context_.paused_counts.clear();
         context_.pending_generations = std::move(before);
         context_.notify = notify_before;
         results[i] = WriteStatus::kRejected;
@@ -231,6 +237,7 @@ PgWriter::Run PgWriter::run_once(std::vector<WriteRequest>& group,
   for (auto& [k, v] : context_.pending_generations) context_.generations[k] = v;
   context_.pending_generations.clear();
   context_.notify = false;
+  context_.paused_counts.clear();
   std::lock_guard lock(mutex_);
   ++stats_.commits;
   stats_.requests += group.size() - rejected;

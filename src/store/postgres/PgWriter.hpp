@@ -53,6 +53,11 @@ struct WriterContext {
     return it == generations.end() ? 0 : it->second;
   }
   bool notify = false;  // this transaction made deliveries due: NOTIFY before COMMIT
+  /// Paused deliveries per webhook in this transaction, counted by its first paused intake
+  /// and kept up to date by the next ones (PgStore::enforce_paused_cap): one count per group
+  /// and webhook instead of one per event. Only intake keeps it; it is dropped before any
+  /// other request and with every rollback.
+  std::unordered_map<std::string, std::int64_t> paused_counts;
 };
 
 struct WriteRequest {

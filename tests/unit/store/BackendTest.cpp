@@ -313,6 +313,29 @@ TEST_P(StoreBackend, StoreWebhooks_PausedCapDropsOldestAndResumeKeepsOrder) {
   EXPECT_EQ(shown_counts(*s)["crm/delivering"], 3);
 }
 
+// Several paused events in one transaction (a batch): PostgreSQL counts the paused rows once
+// per group and keeps the count itself after that; the cap must hold just the same.
+TEST_P(StoreBackend, StoreWebhooks_PausedCapHoldsWithinOneBatch) {
+  auto s = open();
+  submit(*s, {event("evt_a", {paused("crm", 3)})});
+  std::vector<NewEvent> batch;
+  for (int i = 0; i < 6; ++i)
+    batch.push_back(event("evt_b" + std::to_string(i), {paused("crm", 3)}));
+  const auto r = submit(*s, std::move(batch));
+  ASSERT_EQ(r.size(), 6U);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "3");
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='dropped'"), "4");
+  for (std::size_t i = 3; i < 6; ++i) {
+    EXPECT_EQ(query("SELECT status FROM deliveries WHERE id='" + r[i].deliveries[0].first + "'"),
+              "paused");
+  }
+  // The next request counts again, from the rows.
+  submit(*s, {event("evt_c", {paused("crm", 3)})});
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE status='paused'"), "3");
+  EXPECT_EQ(query("SELECT status FROM deliveries WHERE id='" + r[3].deliveries[0].first + "'"),
+            "dropped");
+}
+
 TEST_P(StoreBackend, StoreWebhooks_ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
   Opts o;
   o.bulk_chunk = 10;
