@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include <openssl/err.h>
@@ -23,6 +25,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -155,6 +158,7 @@ struct Connection {
   // request's coroutine frame: a 16 KiB frame to allocate and zero for every attempt showed in
   // the drain profile.
   std::array<char, kReadChunk> chunk;
+  std::string head;  // the request line and headers being written (capacity reused)
   std::string remote;
   SteadyClock::time_point idle_since{};
 };
@@ -194,6 +198,39 @@ class DoneOnce {
  private:
   std::function<void(HttpResult)> done_;
 };
+
+// "POST target HTTP/1.1", Host, the caller's headers (framing and routing ones are the
+// client's business: a caller cannot override them) and Content-Length, each line CRLF-ended.
+// False when a name or value would break the framing (config validation refuses those; this
+// is the last line of defence against header injection).
+bool serialize_head(const Url& url, const OutgoingRequest& request, std::string& out) {
+  const auto one_line = [](std::string_view s) {
+    return s.find_first_of("\r\n", 0, 3) == std::string_view::npos;
+  };
+  out.clear();
+  out += "POST ";
+  out += url.target;
+  out += " HTTP/1.1\r\nHost: ";
+  out += url.host_header();
+  out += "\r\n";
+  for (const auto& [name, value] : request.headers) {
+    if (common::is_framing_header(name)) continue;
+    if (name.empty() || !one_line(name) || !one_line(value) ||
+        name.find(':') != std::string::npos) {
+      return false;
+    }
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  std::array<char, 24> digits{};
+  const auto [end, ec] = std::to_chars(digits.begin(), digits.end(), request.body.size());
+  out += "Content-Length: ";
+  out.append(digits.data(), end);
+  out += "\r\n\r\n";
+  return ec == std::errc();
+}
 
 bool socket_looks_alive(beast::tcp_stream& stream) {
   auto& socket = stream.socket();
@@ -325,19 +362,17 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
   HttpResult& result = out.result;
   auto& tcp = conn.tcp();
 
-  http::request<http::string_body> message{http::verb::post, url.target, 11};
-  message.set(http::field::host, url.host_header());
-  for (const auto& [name, value] : request.headers) {
-    // Framing and routing headers are the client's business; a caller cannot override them.
-    if (common::is_framing_header(name)) continue;
-    message.insert(name, value);
+  // The request head is written as text into a buffer the connection keeps, and sent with the
+  // body in one gather write: a Beast message would allocate every field and copy the body.
+  if (!serialize_head(url, request, conn.head)) {
+    result.error = "request: a header name or value would break the HTTP framing";
+    co_return;
   }
-  message.body() = request.body;
-  message.prepare_payload();
-
   tcp.expires_at(deadline);
   {
-    auto [ec, n] = co_await http::async_write(stream, message, kUseTuple);
+    const std::array<net::const_buffer, 2> buffers = {net::buffer(conn.head),
+                                                      net::buffer(request.body)};
+    auto [ec, n] = co_await net::async_write(stream, buffers, kUseTuple);
     if (ec) {
       if (ec == beast::error::timeout) {
         result.error = timeout_message(request.timeout, Phase::kWrite);

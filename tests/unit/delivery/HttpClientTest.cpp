@@ -141,6 +141,27 @@ TEST_F(HttpClientTest, CallerCannotOverrideFramingHeaders) {
   EXPECT_FALSE(got.has_header("Connection"));
 }
 
+TEST_F(HttpClientTest, HeaderThatBreaksTheFramingIsNeverSent) {
+  // The request head is written as text: a line break in a header would inject headers (or a
+  // second request). Config validation refuses such values; the client refuses them too.
+  TestReceiver receiver(https());
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"X-Extra", "a\r\nX-Injected: 1"},
+                                                        {"X-Extra", std::string("a\0b", 3)},
+                                                        {"X-Bad\nName", "v"},
+                                                        {"X-Colon:", "v"}}) {
+    auto r = request(receiver.url());
+    r.headers.emplace_back(name, value);
+    const HttpResult result = send(r);
+    EXPECT_FALSE(result.status.has_value());
+    EXPECT_EQ(result.error, "request: a header name or value would break the HTTP framing");
+  }
+  EXPECT_EQ(send(request(receiver.url())).status, 200);
+  const auto got = receiver.requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_FALSE(got[0].has_header("X-Injected"));
+}
+
 TEST_F(HttpClientTest, IdleConnectionsExpire) {
   ClientOptions options;
   options.idle_timeout = 100ms;
