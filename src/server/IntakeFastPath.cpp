@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,18 @@ constexpr std::size_t kPairwiseKeys = 16;
 
 constexpr bool plain_byte(unsigned char c) {
   return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/// True when none of the eight bytes at `p` needs escaping (SWAR: a byte below 0x20, '"' or
+/// '\\' sets its high bit in one of the three masks; bytes of 0x80 and above never do).
+bool plain_word(const char* p) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHigh = 0x8080808080808080;
+  std::uint64_t x = 0;
+  std::memcpy(&x, p, sizeof x);
+  const auto zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  const std::uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;
+  return (control | zero_byte(x ^ ('"' * kOnes)) | zero_byte(x ^ ('\\' * kOnes))) == 0;
 }
 
 void append_integer(std::string& out, auto value) {
@@ -192,6 +205,10 @@ void append_escaped(std::string& out, std::string_view text) {
   out += '"';
   std::size_t start = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
+    // Eight plain bytes at a time: a byte-at-a-time loop over each event's data was the top
+    // relayd symbol at batch intake once simdjson did the reading.
+    while (i + 8 <= text.size() && plain_word(text.data() + i)) i += 8;
+    if (i == text.size()) break;
     const auto c = static_cast<unsigned char>(text[i]);
     if (plain_byte(c)) continue;
     out.append(text.data() + start, i - start);
