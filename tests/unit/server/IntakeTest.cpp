@@ -1,5 +1,7 @@
 #include "relay/server/Intake.hpp"
 
+#include "IntakeFastPath.hpp"
+
 #include <string>
 
 #include <gtest/gtest.h>
@@ -323,6 +325,101 @@ TEST(IntakeData, CompactTextIsNlohmannsDump) {
   const auto expected = nlohmann::ordered_json::parse(data).dump(
       -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   EXPECT_EQ(r.events.at(0).data, expected);
+}
+
+/// nlohmann's reading of `data`, as the store kept it before the simdjson fast path.
+std::string reference_data(std::string_view data) {
+  return nlohmann::ordered_json::parse(data).dump(-1, ' ', false,
+                                                  nlohmann::ordered_json::error_handler_t::replace);
+}
+
+// Bodies at the edges of the fast path (simdjson): the ones it declines (duplicate keys, integers
+// beyond 64 bits) go to the reference reading (nlohmann); numbers it reads itself must come out
+// as nlohmann writes them. The stored bytes are nlohmann's either way.
+TEST(IntakeData, UnusualBodiesAreStoredAsNlohmannReadsThem) {
+  const std::vector<std::string> datas = {
+      R"({"a":1,"b":2,"a":3})",             // duplicate key: first place, last value
+      R"({"x":{"k":[1],"k":{"z":null}}})",  // duplicate key deeper down
+      R"({"big":123456789012345678901234567890,"neg":-99999999999999999999})",  // beyond 64 bits
+      R"({"n":-0,"f":-0.0,"e":1e-400,"u":18446744073709551615,"i":-9223372036854775808})",
+      R"({"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,)"
+      R"("k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":"again"})",
+  };
+  for (const auto& data : datas) {
+    const auto r = single(R"({"event":"ticket.created","data":)" + data + "}");
+    ASSERT_TRUE(r.ok()) << data << ": " << r.error->message;
+    EXPECT_EQ(r.events.at(0).data, reference_data(data)) << data;
+    const auto b = batch(R"({"events":[{"event":"ticket.created","data":)" + data + "}]}");
+    ASSERT_TRUE(b.ok()) << data << ": " << b.error->message;
+    EXPECT_EQ(b.events.at(0).data, reference_data(data)) << data;
+  }
+  // A byte order mark (nlohmann skips it, simdjson refuses it) and duplicate top-level fields
+  // (the last one counts).
+  auto r = single("\xEF\xBB\xBF{\"event\":\"ticket.created\",\"data\":{\"a\":1}}");
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.events.at(0).data, R"({"a":1})");
+  r = single(R"({"event":"nope","data":{"a":1},"event":"ticket.created","data":{"b":2}})");
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.events.at(0).event_type, "ticket.created");
+  EXPECT_EQ(r.events.at(0).data, R"({"b":2})");
+  expect_error(single(R"({"event":"ticket.created","data":{},"event":5})"), 400, "invalid_json");
+  const auto twice = batch(R"({"events":[],"events":[{"event":"ticket.created","data":{}}]})");
+  ASSERT_TRUE(twice.ok()) << twice.error->message;
+  EXPECT_EQ(twice.events.size(), 1u);
+}
+
+// The fast path takes the common case itself (a silent fall back to nlohmann on every body
+// would keep the answers right and lose the point) and declines what it must.
+TEST(IntakeFastPath, TakesValidBodiesAndDeclinesTheRest) {
+  auto taken = detail::fast_parse_intake(
+      R"({"id":"a:1","event":"ticket.created","data":{"s":"\u00e9\n","n":[1,-2,2.5,true,null]}})",
+      IntakeKind::kSingle);
+  ASSERT_TRUE(taken.has_value());
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->at(0).id, "a:1");
+  EXPECT_EQ(taken->at(0).data, "{\"s\":\"\u00e9\\n\",\"n\":[1,-2,2.5,true,null]}");
+  taken = detail::fast_parse_intake(
+      R"({"events":[{"event":"ticket.created","data":{}},{"event":"sla.warning","data":{"a":1}}]})",
+      IntakeKind::kBatch);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->size(), 2u);
+  for (const std::string_view body : {
+           R"({"event":"ticket.created","data":{"a":1,"a":2}})",  // duplicate key
+           R"({"event":"ticket.created","data":{},"x":1})",       // unknown field
+           R"({"event":"nope","data":{}})",                       // unknown type
+           R"({"event":"ticket.created","data":[]})",             // data not an object
+           R"({"event":"ticket.created","data":{},"id":"a b"})",  // invalid id
+           R"({"event":"ticket.created","data":{"n":1e400}})",    // out of range
+           R"({"event":"ticket.created","data":{}} x)",           // not JSON
+       }) {
+    EXPECT_FALSE(detail::fast_parse_intake(body, IntakeKind::kSingle).has_value()) << body;
+  }
+  EXPECT_FALSE(
+      detail::fast_parse_intake(R"({"events":[{"event":"ticket.created","data":{},"id":"x"},)"
+                                R"({"event":"ticket.created","data":{},"id":"x"}]})",
+                                IntakeKind::kBatch)
+          .has_value());
+}
+
+// kMaxJsonDepth counts the body's own object as level 1, the same on both readers.
+TEST(IntakeData, DepthLimitIsExactOnBothKinds) {
+  const auto nested = [](std::size_t levels) {
+    std::string text;
+    for (std::size_t i = 0; i < levels; ++i) text += "[";
+    for (std::size_t i = 0; i < levels; ++i) text += "]";
+    return text;
+  };
+  // single: body (1) + data (2) + arrays; batch: body, events, item, data, arrays.
+  const auto single_body = [&](std::size_t arrays) {
+    return R"({"event":"ticket.created","data":{"a":)" + nested(arrays) + "}}";
+  };
+  EXPECT_TRUE(single(single_body(kMaxJsonDepth - 2)).ok());
+  expect_error(single(single_body(kMaxJsonDepth - 1)), 400, "invalid_json");
+  const auto batch_body = [&](std::size_t arrays) {
+    return R"({"events":[{"event":"ticket.created","data":{"a":)" + nested(arrays) + "}}]}";
+  };
+  EXPECT_TRUE(batch(batch_body(kMaxJsonDepth - 4)).ok());
+  expect_error(batch(batch_body(kMaxJsonDepth - 3)), 400, "invalid_json");
 }
 
 }  // namespace
