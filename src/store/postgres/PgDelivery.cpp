@@ -136,10 +136,13 @@ void PgStore::record_attempt(AttemptRecord record, WriteCallback done) {
   req.apply = [this, record = std::move(record)](pg::WriterContext& ctx) {
     auto& c = *ctx.conn;
     const auto now_text = format_rfc3339_ms(common::now_ms());
+    // webhook_id (schema v7): the claim's, or, from a caller without it (a test send), the
+    // delivery row's.
     c.exec(
         "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
-        "request_headers, response_status, response_headers, response_body, error, outcome) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "request_headers, response_status, response_headers, response_body, error, outcome, "
+        "webhook_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "coalesce($12, (SELECT webhook_id FROM deliveries WHERE id = $1)))",
         Params()
             .add(record.delivery_id)
             .add(record.attempt_number)
@@ -152,7 +155,9 @@ void PgStore::record_attempt(AttemptRecord record, WriteCallback done) {
             .add(storable_text(record.response_body))
             .add(record.error.empty() ? std::optional<std::string>()
                                       : std::optional<std::string>(storable_text(record.error)))
-            .add(std::string(to_string(record.outcome))));
+            .add(std::string(to_string(record.outcome)))
+            .add(record.webhook_id.empty() ? std::optional<std::string>()
+                                           : std::optional<std::string>(record.webhook_id)));
     std::optional<std::string> last_error;
     if (record.response_status) {
       if (*record.response_status < 200 || *record.response_status > 299) {

@@ -199,10 +199,9 @@ std::vector<std::pair<std::string, std::optional<TimePoint>>> PgStore::oldest_du
 
 std::vector<WebhookAttemptStats> PgStore::attempt_stats_since(TimePoint since) {
   return readers_->read("attempt statistics", [&](pg::Connection& c) {
-    const auto q = c.exec(
-        "SELECT d.webhook_id, a.outcome, a.duration_ms FROM attempts a "
-        "JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= $1",
-        Params().add(format_rfc3339_ms(since)));
+    const auto q =
+        c.exec("SELECT webhook_id, outcome, duration_ms FROM attempts WHERE started_at >= $1",
+               Params().add(format_rfc3339_ms(since)));
     std::map<std::string, std::pair<WebhookAttemptStats, std::vector<std::int64_t>>> by_webhook;
     for (int i = 0; i < q.rows(); ++i) {
       auto& [stats, durations] = by_webhook[q.text(i, 0)];
@@ -231,10 +230,9 @@ std::vector<AttemptMinute> PgStore::attempts_per_minute(
     Params p;
     p.add(format_rfc3339_ms(since));
     if (webhook_id) p.add(*webhook_id);
-    const auto q = c.exec(webhook_id ? "SELECT a.started_at, a.outcome FROM attempts a "
-                                       "JOIN deliveries d ON d.id = a.delivery_id "
-                                       "WHERE a.started_at >= $1 AND d.webhook_id = $2 "
-                                       "ORDER BY a.started_at "
+    const auto q = c.exec(webhook_id ? "SELECT started_at, outcome FROM attempts "
+                                       "WHERE started_at >= $1 AND webhook_id = $2 "
+                                       "ORDER BY started_at "
                                      : "SELECT started_at, outcome FROM attempts "
                                        "WHERE started_at >= $1 ORDER BY started_at ",
                           p);

@@ -1,5 +1,5 @@
 // The PostgreSQL schema: the same tables, columns, statuses and delivery_log view as the
-// SQLite one (src/store/sqlite/Schema.cpp, v5), so that operators' queries and docs work on
+// SQLite one (src/store/sqlite/Schema.cpp, v7), so that operators' queries and docs work on
 // both. Times are RFC 3339 text with milliseconds, as on SQLite: they sort as text, and the
 // admin API returns them unchanged. What PostgreSQL adds:
 //   deliveries.seq                 insertion order (SQLite's rowid): ties of next_attempt_at
@@ -23,10 +23,19 @@ namespace {
 // pg_advisory_lock key: "relayd" in ASCII, so that it is recognisable in pg_locks.
 constexpr std::int64_t kMigrationLock = 0x72656c617964;
 
-const std::vector<std::string>& steps() {
-  static const std::vector<std::string> s = {
+// A step brings a database older than its `version` to it; a database at that version or newer
+// skips it. The numbers follow the SQLite schema's (src/store/sqlite/Schema.cpp): v1 here has
+// the tables and columns SQLite's v1 to v6 built there (not v6's status index), and there is no
+// v2 to v6, so "schema v7" means the same columns on both backends.
+struct Step {
+  int version;
+  std::string sql;
+};
+
+const std::vector<Step>& steps() {
+  static const std::vector<Step> s = {
       // v1: the delivery log of SPEC §6, API webhooks (§11), endpoint health (§10), leases.
-      R"sql(
+      {1, R"sql(
 CREATE TABLE events (
   id          TEXT COLLATE "C" PRIMARY KEY,
   event_type  TEXT COLLATE "C" NOT NULL,
@@ -109,7 +118,17 @@ CREATE TABLE webhook_state (
   first_failure_at      TEXT COLLATE "C",
   consecutive_failures  INTEGER NOT NULL DEFAULT 0
 );
-)sql",
+)sql"},
+      // v7: each attempt carries its delivery's webhook, as on SQLite (its v7 says why): the
+      // console's aggregates read attempts_started_at without joining deliveries. The default
+      // '' (as on SQLite) is for a node of the previous version still running while the first
+      // new one migrates: its attempts are still recorded, counted in no webhook's figures.
+      {7, R"sql(
+DROP INDEX attempts_started_at;
+ALTER TABLE attempts ADD COLUMN webhook_id TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE attempts a SET webhook_id = d.webhook_id FROM deliveries d WHERE d.id = a.delivery_id;
+CREATE INDEX attempts_started_at ON attempts (started_at, webhook_id, outcome, duration_ms);
+)sql"},
   };
   return s;
 }
@@ -117,7 +136,7 @@ CREATE TABLE webhook_state (
 }  // namespace
 
 int schema_version_known() {
-  return static_cast<int>(steps().size());
+  return steps().back().version;
 }
 
 void migrate(Connection& c, const std::string& where) {
@@ -136,10 +155,12 @@ void migrate(Connection& c, const std::string& where) {
                        std::to_string(version) + ", this binary knows up to v" +
                        std::to_string(known) + ")");
     }
-    for (int v = version + 1; v <= known; ++v) {
+    for (const auto& step : steps()) {
+      if (step.version <= version) continue;
+      const int v = step.version;
       c.exec_script("BEGIN");
       try {
-        c.exec_script(steps()[static_cast<std::size_t>(v - 1)]);
+        c.exec_script(step.sql);
         c.exec(
             "INSERT INTO relayd_schema (version) VALUES ($1) ON CONFLICT (singleton) DO UPDATE "
             "SET version = excluded.version",

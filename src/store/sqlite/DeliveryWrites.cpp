@@ -85,10 +85,13 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
     auto& c = ctx.conn();
     if (record.new_status == DeliveryStatus::kPaused) ctx.paused_counts().clear();
     const auto now_text = format_rfc3339_ms(common::now_ms());
+    // webhook_id (schema v7): the claim's, or, from a caller without it (a test send), the
+    // delivery row's (coalesce evaluates the lookup only then).
     auto& insert = c.cached(
         "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
-        "request_headers, response_status, response_headers, response_body, error, outcome) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        "request_headers, response_status, response_headers, response_body, error, outcome, "
+        "webhook_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+        "coalesce(?12, (SELECT webhook_id FROM deliveries WHERE id = ?1)))");
     {
       StatementScope s(insert);
       s->bind(1, record.delivery_id);
@@ -103,6 +106,8 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
       s->bind(10, record.error.empty() ? std::optional<std::string>()
                                        : std::optional<std::string>(record.error));
       s->bind(11, to_string(record.outcome));
+      s->bind(12, record.webhook_id.empty() ? std::optional<std::string>()
+                                            : std::optional<std::string>(record.webhook_id));
       s->run();
     }
     // With a status, the status is the story (an error then only says the body broke off).

@@ -1,8 +1,9 @@
 // The web console's aggregates (SPEC §12): attempts by outcome and latency percentiles per
 // webhook, and attempts per minute. All read a range of the attempts_started_at index, which
-// covers (started_at, outcome, duration_ms, delivery_id) since schema v5, so the wide attempt
-// rows (headers, bodies) are never read; the cost follows the attempts in the window, not the
-// size of the log. attempt_summary gives a console page all of them from one pass.
+// covers (started_at, webhook_id, outcome, duration_ms) since schema v7, so neither the wide
+// attempt rows (headers, bodies) nor the deliveries are read; the cost follows the attempts in
+// the window, not the size of the log. attempt_summary gives a console page all of them from
+// one pass.
 #include <algorithm>
 #include <map>
 #include <string>
@@ -89,10 +90,8 @@ void add_to_minutes(std::vector<AttemptMinute>& out, std::string_view started_at
 
 std::vector<WebhookAttemptStats> SqliteStore::attempt_stats_since(TimePoint since) {
   return readers_.read("attempt statistics", [&](Connection& c) {
-    // The delivery's webhook is one primary-key lookup per attempt in the window.
     StatementScope q(
-        c.cached("SELECT d.webhook_id, a.outcome, a.duration_ms FROM attempts a "
-                 "CROSS JOIN deliveries d ON d.id = a.delivery_id WHERE a.started_at >= ?1"));
+        c.cached("SELECT webhook_id, outcome, duration_ms FROM attempts WHERE started_at >= ?1"));
     q->bind(1, common::format_rfc3339_ms(since));
     ByWebhook by_webhook;
     while (q->step()) {
@@ -108,14 +107,11 @@ std::vector<AttemptMinute> SqliteStore::attempts_per_minute(
     TimePoint since, const std::optional<std::string>& webhook_id) {
   return readers_.read("attempts per minute", [&](Connection& c) {
     // Index order is time order, so minutes are grouped here as they stream by (no temporary
-    // b-tree for a GROUP BY). CROSS JOIN keeps attempts the outer loop: left to itself the
-    // planner starts from the webhook's deliveries (deliveries_webhook_due) and reads every
-    // attempt they ever had: 0.65 s instead of 0.05 s for a day in a log of a million
-    // deliveries (bench/console-latency).
+    // b-tree for a GROUP BY). One webhook's attempts: the same range, the other webhooks'
+    // entries passed over inside the index (no row read).
     StatementScope q(
-        c.cached(webhook_id ? "SELECT a.started_at, a.outcome FROM attempts a "
-                              "CROSS JOIN deliveries d ON d.id = a.delivery_id "
-                              "WHERE a.started_at >= ?1 AND d.webhook_id = ?2 ORDER BY a.started_at"
+        c.cached(webhook_id ? "SELECT started_at, outcome FROM attempts "
+                              "WHERE started_at >= ?1 AND webhook_id = ?2 ORDER BY started_at"
                             : "SELECT started_at, outcome FROM attempts WHERE started_at >= ?1 "
                               "ORDER BY started_at"));
     q->bind(1, common::format_rfc3339_ms(since));
@@ -129,16 +125,13 @@ std::vector<AttemptMinute> SqliteStore::attempts_per_minute(
 AttemptSummary SqliteStore::attempt_summary(TimePoint since, TimePoint recent_since,
                                             const std::optional<std::string>& webhook_id) {
   return readers_.read("attempt summary", [&](Connection& c) {
-    // One range of attempts_started_at in time order (minutes group as they stream by), each
-    // attempt's webhook by the deliveries' primary key: what attempt_stats_since twice and
-    // attempts_per_minute read, read once. CROSS JOIN as in attempts_per_minute.
-    StatementScope q(c.cached(
-        webhook_id ? "SELECT a.started_at, a.outcome, a.duration_ms, d.webhook_id FROM attempts a "
-                     "CROSS JOIN deliveries d ON d.id = a.delivery_id "
-                     "WHERE a.started_at >= ?1 AND d.webhook_id = ?2 ORDER BY a.started_at"
-                   : "SELECT a.started_at, a.outcome, a.duration_ms, d.webhook_id FROM attempts a "
-                     "CROSS JOIN deliveries d ON d.id = a.delivery_id "
-                     "WHERE a.started_at >= ?1 ORDER BY a.started_at"));
+    // One range of attempts_started_at in time order (minutes group as they stream by): what
+    // attempt_stats_since twice and attempts_per_minute read, read once.
+    StatementScope q(
+        c.cached(webhook_id ? "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
+                              "WHERE started_at >= ?1 AND webhook_id = ?2 ORDER BY started_at"
+                            : "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
+                              "WHERE started_at >= ?1 ORDER BY started_at"));
     q->bind(1, common::format_rfc3339_ms(since));
     if (webhook_id) q->bind(2, *webhook_id);
     // Timestamps are stored in this one fixed-width format, so text order is time order.

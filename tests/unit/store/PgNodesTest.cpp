@@ -39,7 +39,7 @@ TEST(PgNodes, MigrationsRunOnceWhenNodesStartTogether) {
   }
   std::vector<std::unique_ptr<Store>> nodes;
   for (auto& s : starts) nodes.push_back(s.get());
-  EXPECT_EQ(relay::testing::pg_query(dsn, "SELECT version FROM relayd_schema"), "1");
+  EXPECT_EQ(relay::testing::pg_query(dsn, "SELECT version FROM relayd_schema"), "7");
   submit(*nodes[2], {event("evt_1", {pending("crm")})});
   EXPECT_EQ(relay::testing::pg_query(dsn, "SELECT count(*) FROM delivery_log"), "0");
 }

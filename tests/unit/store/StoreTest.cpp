@@ -192,6 +192,66 @@ TEST(StoreOpen, AVersion1FileIsMigratedInPlaceWithItsRowsAndRules) {
   EXPECT_EQ(c.claimed[0].delivery_id, "dlv_p");
 }
 
+// Schema v7 gives every stored attempt its delivery's webhook, in place, and the console's
+// aggregates then attribute the old attempts from the attempts alone; delivery_log reads as
+// before.
+TEST(StoreOpen, OlderAttemptsGetTheirDeliverysWebhookAtV7) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  make_v1_file(db);
+  // Two more attempts, and one whose delivery was deleted with foreign keys off (the sqlite3
+  // shell's default): the migration keeps it, with no webhook, instead of failing.
+  exec(db,
+       "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
+       "request_headers, outcome) VALUES "
+       "('dlv_p', 1, '2026-01-01T00:00:01.000Z', 7, 'https://crm.example/hook', '{}', 'retry'),"
+       "('dlv_p', 2, '2026-01-01T00:00:02.000Z', 9, 'https://crm.example/hook', '{}', 'failed'),"
+       "('dlv_gone', 1, '2026-01-01T00:00:03.000Z', 1, 'https://x.example/hook', '{}', 'failed')");
+  auto s = open(db);
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  EXPECT_EQ(query(db,
+                  "SELECT delivery_id, attempt_number, webhook_id, outcome, duration_ms "
+                  "FROM attempts ORDER BY id"),
+            "dlv_s|1|erp|succeeded|3\ndlv_p|1|crm|retry|7\ndlv_p|2|crm|failed|9\n"
+            "dlv_gone|1||failed|1");
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(query(db, "SELECT sql FROM sqlite_master WHERE name = 'attempts_started_at'"),
+            "CREATE INDEX attempts_started_at ON attempts (started_at, webhook_id, outcome, "
+            "duration_ms)");
+  EXPECT_EQ(query(db,
+                  "SELECT delivery_id, webhook_id, attempt_number, outcome FROM delivery_log "
+                  "ORDER BY started_at"),
+            "dlv_s|erp|1|succeeded\ndlv_p|crm|1|retry\ndlv_p|crm|2|failed");
+  const auto stats = s->attempt_stats_since(common::parse_rfc3339("2025-12-31T00:00:00Z").value());
+  ASSERT_EQ(stats.size(), 3U);
+  EXPECT_EQ(stats[0].webhook_id, "");
+  EXPECT_EQ(stats[1].webhook_id, "crm");
+  EXPECT_EQ(stats[1].attempts, 2);
+  EXPECT_EQ(stats[1].retry, 1);
+  EXPECT_EQ(stats[1].failed, 1);
+  EXPECT_EQ(stats[1].p99_ms, 9);
+  EXPECT_EQ(stats[2].webhook_id, "erp");
+  EXPECT_EQ(stats[2].succeeded, 1);
+  // New attempts get their webhook from the delivery's row.
+  exec(db, "UPDATE deliveries SET status = 'pending' WHERE id = 'dlv_p'");
+  auto c = claim(*s, {{"crm", 5}}, common::parse_rfc3339("2026-01-02T00:00:00Z").value());
+  ASSERT_EQ(c.claimed.size(), 1U);
+  auto r = attempt_of(c.claimed[0], AttemptOutcome::kSucceeded,
+                      common::parse_rfc3339("2026-01-02T00:00:01Z").value());
+  r.webhook_id.clear();  // as a test send records it: the row knows its webhook
+  ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT delivery_id, webhook_id FROM attempts ORDER BY id DESC LIMIT 1"),
+            "dlv_p|crm");
+  // The dispatcher's records name the claim's webhook: stored as it is.
+  submit(*s, {event("evt_2", {pending("erp")})});
+  c = claim(*s, {{"erp", 5}});
+  ASSERT_EQ(c.claimed.size(), 1U);
+  ASSERT_EQ(c.claimed[0].webhook_id, "erp");
+  r = attempt_of(c.claimed[0], AttemptOutcome::kRetry, common::now_ms());
+  ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT webhook_id FROM attempts ORDER BY id DESC LIMIT 1"), "erp");
+}
+
 // What the writer runs for every delivery must not build a temporary b-tree per row (a
 // constant `IN (...)` list in a CHECK or a partial index's WHERE does).
 TEST(StoreOpen, PerDeliveryWritesBuildNoTemporaryBTrees) {
@@ -207,8 +267,9 @@ TEST(StoreOpen, PerDeliveryWritesBuildNoTemporaryBTrees) {
           "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
           "WHERE rowid = ?8 AND id = ?1 AND status = 'pending'",
           "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
-          "request_headers, response_status, response_headers, response_body, error, outcome) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+          "request_headers, response_status, response_headers, response_body, error, outcome, "
+          "webhook_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+          "coalesce(?12, (SELECT webhook_id FROM deliveries WHERE id = ?1)))",
           "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
           "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
           "WHERE id = ?1 AND status = 'delivering'"}) {
