@@ -136,12 +136,12 @@ void PgStore::record_attempt(AttemptRecord record, WriteCallback done) {
   req.apply = [this, record = std::move(record)](pg::WriterContext& ctx) {
     auto& c = *ctx.conn;
     const auto now_text = format_rfc3339_ms(common::now_ms());
-    // webhook_id (schema v7): the claim's, or, from a caller without it (a test send), the
+    // attempts.webhook (schema v7): the claim's, or, from a caller without it (a test send), the
     // delivery row's.
     c.exec(
         "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
         "request_headers, response_status, response_headers, response_body, error, outcome, "
-        "webhook_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "webhook) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
         "coalesce($12, (SELECT webhook_id FROM deliveries WHERE id = $1)))",
         Params()
             .add(record.delivery_id)

@@ -200,7 +200,7 @@ std::vector<std::pair<std::string, std::optional<TimePoint>>> PgStore::oldest_du
 std::vector<WebhookAttemptStats> PgStore::attempt_stats_since(TimePoint since) {
   return readers_->read("attempt statistics", [&](pg::Connection& c) {
     const auto q =
-        c.exec("SELECT webhook_id, outcome, duration_ms FROM attempts WHERE started_at >= $1",
+        c.exec("SELECT webhook, outcome, duration_ms FROM attempts WHERE started_at >= $1",
                Params().add(format_rfc3339_ms(since)));
     std::map<std::string, std::pair<WebhookAttemptStats, std::vector<std::int64_t>>> by_webhook;
     for (int i = 0; i < q.rows(); ++i) {
@@ -231,7 +231,7 @@ std::vector<AttemptMinute> PgStore::attempts_per_minute(
     p.add(format_rfc3339_ms(since));
     if (webhook_id) p.add(*webhook_id);
     const auto q = c.exec(webhook_id ? "SELECT started_at, outcome FROM attempts "
-                                       "WHERE started_at >= $1 AND webhook_id = $2 "
+                                       "WHERE started_at >= $1 AND webhook = $2 "
                                        "ORDER BY started_at "
                                      : "SELECT started_at, outcome FROM attempts "
                                        "WHERE started_at >= $1 ORDER BY started_at ",

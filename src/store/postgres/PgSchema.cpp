@@ -125,9 +125,9 @@ CREATE TABLE webhook_state (
       // new one migrates: its attempts are still recorded, counted in no webhook's figures.
       {7, R"sql(
 DROP INDEX attempts_started_at;
-ALTER TABLE attempts ADD COLUMN webhook_id TEXT COLLATE "C" NOT NULL DEFAULT '';
-UPDATE attempts a SET webhook_id = d.webhook_id FROM deliveries d WHERE d.id = a.delivery_id;
-CREATE INDEX attempts_started_at ON attempts (started_at, webhook_id, outcome, duration_ms);
+ALTER TABLE attempts ADD COLUMN webhook TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE attempts a SET webhook = d.webhook_id FROM deliveries d WHERE d.id = a.delivery_id;
+CREATE INDEX attempts_started_at ON attempts (started_at, webhook, outcome, duration_ms);
 )sql"},
   };
   return s;

@@ -85,12 +85,12 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
     auto& c = ctx.conn();
     if (record.new_status == DeliveryStatus::kPaused) ctx.paused_counts().clear();
     const auto now_text = format_rfc3339_ms(common::now_ms());
-    // webhook_id (schema v7): the claim's, or, from a caller without it (a test send), the
+    // attempts.webhook (schema v7): the claim's, or, from a caller without it (a test send), the
     // delivery row's (coalesce evaluates the lookup only then).
     auto& insert = c.cached(
         "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
         "request_headers, response_status, response_headers, response_body, error, outcome, "
-        "webhook_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+        "webhook) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
         "coalesce(?12, (SELECT webhook_id FROM deliveries WHERE id = ?1)))");
     {
       StatementScope s(insert);

@@ -91,7 +91,7 @@ void add_to_minutes(std::vector<AttemptMinute>& out, std::string_view started_at
 std::vector<WebhookAttemptStats> SqliteStore::attempt_stats_since(TimePoint since) {
   return readers_.read("attempt statistics", [&](Connection& c) {
     StatementScope q(
-        c.cached("SELECT webhook_id, outcome, duration_ms FROM attempts WHERE started_at >= ?1"));
+        c.cached("SELECT webhook, outcome, duration_ms FROM attempts WHERE started_at >= ?1"));
     q->bind(1, common::format_rfc3339_ms(since));
     ByWebhook by_webhook;
     while (q->step()) {
@@ -111,7 +111,7 @@ std::vector<AttemptMinute> SqliteStore::attempts_per_minute(
     // entries passed over inside the index (no row read).
     StatementScope q(
         c.cached(webhook_id ? "SELECT started_at, outcome FROM attempts "
-                              "WHERE started_at >= ?1 AND webhook_id = ?2 ORDER BY started_at"
+                              "WHERE started_at >= ?1 AND webhook = ?2 ORDER BY started_at"
                             : "SELECT started_at, outcome FROM attempts WHERE started_at >= ?1 "
                               "ORDER BY started_at"));
     q->bind(1, common::format_rfc3339_ms(since));
@@ -128,9 +128,9 @@ AttemptSummary SqliteStore::attempt_summary(TimePoint since, TimePoint recent_si
     // One range of attempts_started_at in time order (minutes group as they stream by): what
     // attempt_stats_since twice and attempts_per_minute read, read once.
     StatementScope q(
-        c.cached(webhook_id ? "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
-                              "WHERE started_at >= ?1 AND webhook_id = ?2 ORDER BY started_at"
-                            : "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
+        c.cached(webhook_id ? "SELECT started_at, outcome, duration_ms, webhook FROM attempts "
+                              "WHERE started_at >= ?1 AND webhook = ?2 ORDER BY started_at"
+                            : "SELECT started_at, outcome, duration_ms, webhook FROM attempts "
                               "WHERE started_at >= ?1 ORDER BY started_at"));
     q->bind(1, common::format_rfc3339_ms(since));
     if (webhook_id) q->bind(2, *webhook_id);

@@ -139,6 +139,8 @@ CREATE INDEX deliveries_webhook_status_newest ON deliveries (webhook_id, status,
       // instead of looking up each attempt's delivery by its text primary key: that lookup was
       // ~55 ms of CPU for a day of 140,000 attempts, the index range alone ~10 ms. The index
       // covers what those aggregates read; delivery_id left it (only their join used it).
+      // Named `webhook`, not `webhook_id`: deliveries has webhook_id, and an operator's query
+      // joining the two tables that names it unqualified would become ambiguous.
       // NOT NULL needs a default for ADD COLUMN; the backfill and every insert set the real one.
       // An attempt without its delivery (possible only if someone deleted deliveries with
       // foreign keys off, as the sqlite3 shell has them) keeps '' rather than failing the
@@ -148,10 +150,10 @@ CREATE INDEX deliveries_webhook_status_newest ON deliveries (webhook_id, status,
       // load 6).
       {R"sql(
 DROP INDEX attempts_started_at;
-ALTER TABLE attempts ADD COLUMN webhook_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN webhook TEXT NOT NULL DEFAULT '';
 UPDATE attempts
-SET webhook_id = coalesce((SELECT d.webhook_id FROM deliveries d WHERE d.id = attempts.delivery_id), '');
-CREATE INDEX attempts_started_at ON attempts (started_at, webhook_id, outcome, duration_ms);
+SET webhook = coalesce((SELECT d.webhook_id FROM deliveries d WHERE d.id = attempts.delivery_id), '');
+CREATE INDEX attempts_started_at ON attempts (started_at, webhook, outcome, duration_ms);
 )sql",
        {}},
   };

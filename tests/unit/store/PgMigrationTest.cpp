@@ -26,9 +26,9 @@ std::unique_ptr<Store> open_pg(const std::string& dsn) {
 TEST(PgMigration, AVersion1DatabaseGetsEachAttemptsWebhookAtV7) {
   const auto dsn = relay::testing::fresh_database();
   open_pg(dsn)->close();
-  // Back to what v1 created (its attempts_started_at, no webhook_id), with v1's rows.
+  // Back to what v1 created (its attempts_started_at, no webhook column), with v1's rows.
   pg_exec(dsn,
-          "DROP INDEX attempts_started_at; ALTER TABLE attempts DROP COLUMN webhook_id; "
+          "DROP INDEX attempts_started_at; ALTER TABLE attempts DROP COLUMN webhook; "
           "CREATE INDEX attempts_started_at ON attempts (started_at, outcome, duration_ms, "
           "delivery_id); UPDATE relayd_schema SET version = 1;"
           "INSERT INTO events VALUES ('evt_1', 'ticket.created', '2026-01-01T00:00:00.000Z', "
@@ -48,24 +48,24 @@ TEST(PgMigration, AVersion1DatabaseGetsEachAttemptsWebhookAtV7) {
           "'retry');");
   ASSERT_EQ(pg_query(dsn,
                      "SELECT count(*) FROM information_schema.columns WHERE "
-                     "table_name = 'attempts' AND column_name = 'webhook_id'"),
+                     "table_name = 'attempts' AND column_name = 'webhook'"),
             "0");
 
   auto s = open_pg(dsn);
   EXPECT_EQ(pg_query(dsn, "SELECT version FROM relayd_schema"), "7");
   EXPECT_EQ(pg_query(dsn,
-                     "SELECT delivery_id, attempt_number, webhook_id, outcome, duration_ms "
+                     "SELECT delivery_id, attempt_number, webhook, outcome, duration_ms "
                      "FROM attempts ORDER BY id"),
             "dlv_s|1|erp|succeeded|3\ndlv_p|1|crm|retry|7\ndlv_p|2|crm|retry|9");
   EXPECT_EQ(pg_query(dsn,
                      "SELECT is_nullable FROM information_schema.columns WHERE "
-                     "table_name = 'attempts' AND column_name = 'webhook_id'"),
+                     "table_name = 'attempts' AND column_name = 'webhook'"),
             "NO");
   EXPECT_EQ(pg_query(dsn,
                      "SELECT indexdef FROM pg_indexes WHERE indexname = "
                      "'attempts_started_at'"),
             "CREATE INDEX attempts_started_at ON public.attempts USING btree (started_at, "
-            "webhook_id, outcome, duration_ms)");
+            "webhook, outcome, duration_ms)");
   EXPECT_EQ(pg_query(dsn,
                      "SELECT delivery_id, webhook_id, attempt_number, delivery_status "
                      "FROM delivery_log ORDER BY started_at"),
@@ -87,7 +87,7 @@ TEST(PgMigration, AVersion1DatabaseGetsEachAttemptsWebhookAtV7) {
                                        common::parse_rfc3339("2026-01-02T00:00:01Z").value());
   r.webhook_id.clear();
   ASSERT_EQ(testing_support::wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
-  EXPECT_EQ(pg_query(dsn, "SELECT delivery_id, webhook_id FROM attempts ORDER BY id DESC LIMIT 1"),
+  EXPECT_EQ(pg_query(dsn, "SELECT delivery_id, webhook FROM attempts ORDER BY id DESC LIMIT 1"),
             "dlv_p|crm");
   s->close();
 

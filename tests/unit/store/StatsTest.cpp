@@ -174,15 +174,15 @@ TEST_F(StatsTest, QueriesUseTheStartedAtIndex) {
   // What ReadsStats.cpp runs: attempt_stats_since, attempts_per_minute (all, one webhook) and
   // attempt_summary (all, one webhook).
   for (const auto* sql :
-       {"SELECT webhook_id, outcome, duration_ms FROM attempts WHERE started_at >= '2026-01-01'",
+       {"SELECT webhook, outcome, duration_ms FROM attempts WHERE started_at >= '2026-01-01'",
         "SELECT started_at, outcome FROM attempts WHERE started_at >= '2026-01-01' "
         "ORDER BY started_at",
         "SELECT started_at, outcome FROM attempts "
-        "WHERE started_at >= '2026-01-01' AND webhook_id = 'crm' ORDER BY started_at",
-        "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
+        "WHERE started_at >= '2026-01-01' AND webhook = 'crm' ORDER BY started_at",
+        "SELECT started_at, outcome, duration_ms, webhook FROM attempts "
         "WHERE started_at >= '2026-01-01' ORDER BY started_at",
-        "SELECT started_at, outcome, duration_ms, webhook_id FROM attempts "
-        "WHERE started_at >= '2026-01-01' AND webhook_id = 'crm' ORDER BY started_at"}) {
+        "SELECT started_at, outcome, duration_ms, webhook FROM attempts "
+        "WHERE started_at >= '2026-01-01' AND webhook = 'crm' ORDER BY started_at"}) {
     const auto p = plan(sql);
     EXPECT_NE(p.find("SEARCH attempts USING COVERING INDEX attempts_started_at (started_at>?)"),
               std::string::npos)

@@ -210,18 +210,23 @@ TEST(StoreOpen, OlderAttemptsGetTheirDeliverysWebhookAtV7) {
   auto s = open(db);
   EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
   EXPECT_EQ(query(db,
-                  "SELECT delivery_id, attempt_number, webhook_id, outcome, duration_ms "
+                  "SELECT delivery_id, attempt_number, webhook, outcome, duration_ms "
                   "FROM attempts ORDER BY id"),
             "dlv_s|1|erp|succeeded|3\ndlv_p|1|crm|retry|7\ndlv_p|2|crm|failed|9\n"
             "dlv_gone|1||failed|1");
   EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
   EXPECT_EQ(query(db, "SELECT sql FROM sqlite_master WHERE name = 'attempts_started_at'"),
-            "CREATE INDEX attempts_started_at ON attempts (started_at, webhook_id, outcome, "
+            "CREATE INDEX attempts_started_at ON attempts (started_at, webhook, outcome, "
             "duration_ms)");
   EXPECT_EQ(query(db,
                   "SELECT delivery_id, webhook_id, attempt_number, outcome FROM delivery_log "
                   "ORDER BY started_at"),
             "dlv_s|erp|1|succeeded\ndlv_p|crm|1|retry\ndlv_p|crm|2|failed");
+  // Operators' own joins that name webhook_id unqualified still work (not ambiguous).
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM attempts JOIN deliveries ON deliveries.id = "
+                  "attempts.delivery_id WHERE webhook_id = 'crm'"),
+            "2");
   const auto stats = s->attempt_stats_since(common::parse_rfc3339("2025-12-31T00:00:00Z").value());
   ASSERT_EQ(stats.size(), 3U);
   EXPECT_EQ(stats[0].webhook_id, "");
@@ -240,7 +245,7 @@ TEST(StoreOpen, OlderAttemptsGetTheirDeliverysWebhookAtV7) {
                       common::parse_rfc3339("2026-01-02T00:00:01Z").value());
   r.webhook_id.clear();  // as a test send records it: the row knows its webhook
   ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
-  EXPECT_EQ(query(db, "SELECT delivery_id, webhook_id FROM attempts ORDER BY id DESC LIMIT 1"),
+  EXPECT_EQ(query(db, "SELECT delivery_id, webhook FROM attempts ORDER BY id DESC LIMIT 1"),
             "dlv_p|crm");
   // The dispatcher's records name the claim's webhook: stored as it is.
   submit(*s, {event("evt_2", {pending("erp")})});
@@ -249,7 +254,7 @@ TEST(StoreOpen, OlderAttemptsGetTheirDeliverysWebhookAtV7) {
   ASSERT_EQ(c.claimed[0].webhook_id, "erp");
   r = attempt_of(c.claimed[0], AttemptOutcome::kRetry, common::now_ms());
   ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
-  EXPECT_EQ(query(db, "SELECT webhook_id FROM attempts ORDER BY id DESC LIMIT 1"), "erp");
+  EXPECT_EQ(query(db, "SELECT webhook FROM attempts ORDER BY id DESC LIMIT 1"), "erp");
 }
 
 // What the writer runs for every delivery must not build a temporary b-tree per row (a
@@ -268,7 +273,7 @@ TEST(StoreOpen, PerDeliveryWritesBuildNoTemporaryBTrees) {
           "WHERE rowid = ?8 AND id = ?1 AND status = 'pending'",
           "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, url, "
           "request_headers, response_status, response_headers, response_body, error, outcome, "
-          "webhook_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+          "webhook) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
           "coalesce(?12, (SELECT webhook_id FROM deliveries WHERE id = ?1)))",
           "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, "
           "updated_at = ?5, last_status_code = ?6, last_error = ?7 "
