@@ -1,6 +1,7 @@
 #include "TlsContexts.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <boost/asio/ssl.hpp>
@@ -11,6 +12,24 @@
 namespace relay::delivery {
 
 namespace ssl = boost::asio::ssl;
+
+namespace {
+
+// OpenSSL 3.0 fills a certificate's extension cache (key identifiers, purposes) on first use,
+// under the certificate's lock but checked without it, so two I/O threads verifying their first
+// chains against the same trust anchor race on it (ThreadSanitizer caught it in
+// HttpClientTest.ConcurrentSendsFromManyThreads). Filling every trust anchor's cache here, while
+// the context is not yet shared, leaves nothing for the handshakes to write.
+void fill_extension_caches(SSL_CTX* ctx) {
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i)); cert != nullptr) {
+      X509_check_purpose(cert, -1, 0);
+    }
+  }
+}
+
+}  // namespace
 
 TlsContexts::TlsContexts(std::string default_ca_file)
     : default_ca_file_(std::move(default_ca_file)) {
@@ -42,6 +61,7 @@ std::unique_ptr<ssl::context> TlsContexts::make(const std::string* extra, std::s
       return nullptr;
     }
   }
+  fill_extension_caches(ctx->native_handle());
   return ctx;
 }
 
