@@ -101,11 +101,18 @@ async function main() {
 
   const daemon = spawn(relayd, ['serve', '--config', path.join(dir, 'relayd.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
   let browser;
-  const cleanup = async () => {
+  const exited = new Promise((resolve) => daemon.once('exit', resolve));
+  // The folder holds the token and the sealing key: removed after a pass, kept (and named) after
+  // a failure so the database and config can be looked at.
+  const cleanup = async (passed) => {
     if (browser) await browser.close().catch(() => {});
     daemon.kill('SIGTERM');
     receiver.server.close();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    if (passed) fs.rmSync(dir, { recursive: true, force: true });
+    else console.error('console_test: files kept in ' + dir);
   };
+  let passed = false;
   try {
     const call = async (method, p, body) => {
       const res = await fetch(base + p, {
@@ -313,8 +320,9 @@ async function main() {
     assert.equal(redirect.status, 308);
     assert.equal(redirect.headers.get('location'), '/ui/');
     console.log('console_test: all checks passed' + (shots ? ', screenshots in ' + shots : ''));
+    passed = true;
   } finally {
-    await cleanup();
+    await cleanup(passed);
   }
 }
 
