@@ -36,7 +36,9 @@
 #include "HttpTestClient.hpp"
 #include "OpenLoopClient.hpp"
 #include "SoakLedger.hpp"
+#include "SoakProbe.hpp"
 #include "SoakReceiver.hpp"
+#include "SoakTable.hpp"
 #include "TestCerts.hpp"
 
 namespace relay::soak {
@@ -114,138 +116,6 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// ---- what is read about relayd from outside ----
-
-struct ProcStat {
-  double rss_mb = 0;
-  int fds = 0;
-  int threads = 0;
-  double cpu_s = 0;  // user + system since start
-};
-
-ProcStat read_proc(pid_t pid) {
-  ProcStat p;
-  const fs::path base = fs::path("/proc") / std::to_string(pid);
-  std::ifstream status(base / "status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmRSS:")) p.rss_mb = std::stod(line.substr(6)) / 1024.0;
-    if (line.starts_with("Threads:")) p.threads = std::stoi(line.substr(8));
-  }
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(base / "fd", ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    ++p.fds;
-  }
-  std::ifstream stat_file(base / "stat");
-  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-  // Fields after the command name (which may contain spaces): state is field 3, utime 14,
-  // stime 15.
-  const auto close = stat.rfind(')');
-  if (close != std::string::npos) {
-    std::istringstream rest(stat.substr(close + 2));
-    std::string field;
-    double utime = 0;
-    double stime = 0;
-    for (int n = 3; n <= 15 && rest >> field; ++n) {
-      if (n == 14) utime = std::stod(field);
-      if (n == 15) stime = std::stod(field);
-    }
-    p.cpu_s = (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  }
-  return p;
-}
-
-double file_mb(const fs::path& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  return ec ? 0.0 : static_cast<double>(size) / (1024.0 * 1024.0);
-}
-
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double one = 0;
-  f >> one;
-  return one;
-}
-
-// relayd_deliveries{webhook="w",status="s"} N and relayd_attempts_total{webhook="w",
-// outcome="o"} N from GET /metrics.
-struct MetricsSnapshot {
-  std::map<std::string, std::map<std::string, std::int64_t>> deliveries;  // webhook → status
-  std::map<std::string, std::map<std::string, std::int64_t>> attempts;    // webhook → outcome
-  double scrape_ms = 0;
-  bool ok = false;
-};
-
-MetricsSnapshot parse_metrics(const std::string& text) {
-  MetricsSnapshot m;
-  std::istringstream in(text);
-  auto label = [](const std::string& line, const std::string& name) {
-    const auto at = line.find(name + "=\"");
-    if (at == std::string::npos) return std::string();
-    const auto start = at + name.size() + 2;
-    return line.substr(start, line.find('"', start) - start);
-  };
-  for (std::string line; std::getline(in, line);) {
-    const bool deliveries = line.starts_with("relayd_deliveries{");
-    const bool attempts = line.starts_with("relayd_attempts_total{");
-    if (!deliveries && !attempts) continue;
-    const auto space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    const auto value = std::stoll(line.substr(space + 1));
-    if (deliveries) {
-      m.deliveries[label(line, "webhook")][label(line, "status")] = value;
-    } else {
-      m.attempts[label(line, "webhook")][label(line, "outcome")] = value;
-    }
-  }
-  m.ok = true;
-  return m;
-}
-
-MetricsSnapshot scrape(relay::testing::HttpTestClient& client) {
-  const auto t0 = monotonic_ns();
-  try {
-    const auto reply = client.request("GET", "/metrics", {}, {}, std::chrono::seconds(30));
-    if (reply.status != 200) return {};
-    auto m = parse_metrics(reply.body);
-    m.scrape_ms = static_cast<double>(monotonic_ns() - t0) / 1e6;
-    return m;
-  } catch (const std::exception& e) {
-    std::cerr << "soak: GET /metrics failed: " << e.what() << std::endl;
-    return {};
-  }
-}
-
-// ---- one row of the table ----
-
-struct Sample {
-  double t_s = 0;
-  double window_s = 0;
-  double acked_per_s = 0;
-  std::uint64_t acked = 0;
-  std::uint64_t bad = 0;  // non-2xx answers + transport errors
-  std::uint64_t non_2xx = 0;
-  std::uint64_t transport_errors = 0;
-  double ack_p50 = 0, ack_p99 = 0, ack_max = 0;  // ms
-  double delivered_per_s = 0;
-  std::uint64_t healthy_due = 0;
-  std::uint64_t healthy_delivered = 0;
-  double e2e_p50 = 0, e2e_p99 = 0;  // ms
-  std::uint64_t healthy_backlog = 0;
-  std::int64_t retrying = 0;  // failing hooks' deliveries pending or delivering (relayd's view)
-  double failing_attempts_per_s = 0;
-  std::uint64_t duplicates = 0;
-  std::array<std::uint64_t, kHookCount> requests{};  // what the receiver got, per hook
-  ProcStat proc;
-  double cpu_pct = 0;
-  double cpu_us_per_op = 0;  // relayd CPU time / (events acked + attempts made) in the window
-  double wal_mb = 0;
-  double db_mb = 0;
-  double load1 = 0;
-  double scrape_ms = 0;
-};
-
 double ms(std::uint64_t ns) {
   return static_cast<double>(ns) / 1e6;
 }
@@ -260,33 +130,6 @@ std::int64_t failing_attempts(const MetricsSnapshot& m) {
     for (const auto& [outcome, count] : it->second) n += count;
   }
   return n;
-}
-
-std::string fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-std::string table(const std::vector<Sample>& samples) {
-  std::ostringstream out;
-  out << "| t (s) | acked/s | non-2xx + errors | ack p50 ms | ack p99 ms | delivered/s (healthy) "
-         "| 202→receipt p50 ms | 202→receipt p99 ms | healthy backlog | retrying | failing "
-         "attempts/s | RSS MB | fds | threads | WAL MB | DB MB | relayd CPU % | CPU µs/op | load "
-         "avg |\n"
-      << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-         "---:|---:|\n";
-  for (const auto& s : samples) {
-    out << "| " << fmt("%.0f", s.t_s) << " | " << fmt("%.0f", s.acked_per_s) << " | " << s.bad
-        << " | " << fmt("%.2f", s.ack_p50) << " | " << fmt("%.2f", s.ack_p99) << " | "
-        << fmt("%.0f", s.delivered_per_s) << " | " << fmt("%.2f", s.e2e_p50) << " | "
-        << fmt("%.2f", s.e2e_p99) << " | " << s.healthy_backlog << " | " << s.retrying << " | "
-        << fmt("%.0f", s.failing_attempts_per_s) << " | " << fmt("%.1f", s.proc.rss_mb) << " | "
-        << s.proc.fds << " | " << s.proc.threads << " | " << fmt("%.1f", s.wal_mb) << " | "
-        << fmt("%.0f", s.db_mb) << " | " << fmt("%.0f", s.cpu_pct) << " | "
-        << fmt("%.0f", s.cpu_us_per_op) << " | " << fmt("%.2f", s.load1) << " |\n";
-  }
-  return out.str();
 }
 
 // ---- the checks ----
