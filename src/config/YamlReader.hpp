@@ -1,8 +1,9 @@
 #pragma once
 // A small reader over yaml-cpp for a file checked against a schema: it walks mappings and
 // scalars, expands ${VAR}, and collects every problem at its line:col instead of stopping at
-// the first. It knows nothing of relayd's keys; ConfigLoader.cpp is the schema (which keys, what
-// they mean) written on top of it. Private to the config module.
+// the first. It knows nothing of relayd's keys; the Loader (Loader.hpp, ConfigLoader.cpp and the
+// Loader*.cpp files) is the schema (which keys, what they mean) written on top of it. Private to
+// the config module.
 
 #include <yaml-cpp/yaml.h>
 

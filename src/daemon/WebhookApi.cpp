@@ -22,9 +22,9 @@
 #include <string>
 #include <variant>
 
+#include "WebhookJson.hpp"
 #include "relay/common/Ascii.hpp"
 #include "relay/common/Ids.hpp"
-#include "relay/common/Redaction.hpp"
 #include "relay/common/SecretBox.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
@@ -42,138 +42,16 @@ using server::Response;
 
 namespace {
 
-// A webhook's document is a few hundred bytes; anything near this is a mistake or an attack,
-// refused before parsing.
-constexpr std::size_t kMaxWebhookBody = 64 * 1024;
+using detail::ApiError;
+using detail::check_shape;
+using detail::error_response;
+using detail::json_response;
+using detail::parse_body;
+using detail::shape_error;
+using detail::type_name;
+using detail::webhook_view;
+
 constexpr std::size_t kMaxPreviousSecrets = 5;
-
-struct ApiError {
-  int status;
-  std::string code;
-  std::string message;
-};
-
-Response json_response(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-Response error_response(const ApiError& e, const json& problems = nullptr) {
-  json err = {{"code", e.code}, {"message", e.message}};
-  if (!problems.is_null()) err["problems"] = problems;
-  return json_response(e.status, {{"error", err}});
-}
-
-const char* type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::null:
-      return "null";
-    default:
-      return "a number";
-  }
-}
-
-// The JSON side of validation: which keys, of which JSON types. What the values mean (URL,
-// event types, ids, secrets, header names) is the config module's job.
-void check_shape(const json& body, bool patch, std::vector<std::string>& problems) {
-  static const std::map<std::string, json::value_t> kKeys = {
-      {"id", json::value_t::string},
-      {"url", json::value_t::string},
-      {"secret", json::value_t::string},
-      {"signature", json::value_t::string},
-      {"previous_secrets", json::value_t::array},
-      {"events", json::value_t::array},
-      {"enabled", json::value_t::boolean},
-      {"max_queued", json::value_t::number_unsigned},
-      {"headers", json::value_t::object},
-      {"allow_insecure_http", json::value_t::boolean}};
-  for (const auto& [key, value] : body.items()) {
-    const auto it = kKeys.find(key);
-    if (it == kKeys.end()) {
-      problems.push_back(key +
-                         ": unknown key (known: id, url, secret, signature, "
-                         "previous_secrets, events, enabled, max_queued, headers, "
-                         "allow_insecure_http)");
-      continue;
-    }
-    // merge-patch: null removes an optional key (back to its default).
-    if (patch && value.is_null() && key != "url" && key != "events" && key != "secret" &&
-        key != "id") {
-      continue;
-    }
-    const bool ok = it->second == json::value_t::number_unsigned ? value.is_number_unsigned()
-                                                                 : value.type() == it->second;
-    if (!ok) {
-      const char* want = it->second == json::value_t::number_unsigned ? "a positive integer"
-                         : it->second == json::value_t::string        ? "a string"
-                         : it->second == json::value_t::boolean       ? "a boolean"
-                         : it->second == json::value_t::array         ? "an array"
-                                                                      : "an object";
-      problems.push_back(key + ": expected " + want + " (found " + type_name(value) + ")");
-      continue;
-    }
-    if (key == "events") {
-      for (std::size_t i = 0; i < value.size(); ++i) {
-        if (!value[i].is_string()) {
-          problems.push_back("events[" + std::to_string(i) + "]: expected a string (found " +
-                             type_name(value[i]) + ")");
-        }
-      }
-    } else if (key == "headers") {
-      for (const auto& [name, v] : value.items()) {
-        if (!v.is_string()) {
-          problems.push_back("headers." + name + ": expected a string (found " + type_name(v) +
-                             ")");
-        }
-      }
-    } else if (key == "previous_secrets") {
-      for (std::size_t i = 0; i < value.size(); ++i) {
-        const auto path = "previous_secrets[" + std::to_string(i) + "]";
-        if (!value[i].is_object()) {
-          problems.push_back(path + ": expected an object {secret, expires}");
-          continue;
-        }
-        for (const auto& [k, v] : value[i].items()) {
-          if (k != "secret" && k != "expires") {
-            problems.push_back(path + "." + k + ": unknown key (known: secret, expires)");
-          } else if (!v.is_string()) {
-            problems.push_back(path + "." + k + ": expected a string (found " + type_name(v) + ")");
-          }
-        }
-      }
-    }
-  }
-}
-
-// What a client sees of a webhook: never a secret, header value or URL query value.
-json webhook_view(const config::WebhookConfig& w) {
-  json headers = json::object();
-  for (const auto& [name, value] : w.headers) headers[name] = std::string(common::kRedacted);
-  json previous = json::array();
-  for (const auto& p : w.previous_secrets) {
-    previous.push_back({{"expires", common::format_rfc3339_s(p.expires)}});
-  }
-  return {{"id", w.id},
-          {"source", w.managed_by_api ? "api" : "config"},
-          {"url", common::redact_url(w.url)},
-          {"events", w.events},
-          {"enabled", w.enabled},
-          {"signature", std::string(config::to_string(w.signature))},
-          {"previous_secrets", previous},
-          {"max_queued", w.max_queued},
-          {"headers", headers},
-          {"allow_insecure_http", w.allow_insecure_http}};
-}
 
 std::string new_webhook_id() {
   return "wh_" + common::lower(common::new_ulid());
@@ -269,23 +147,6 @@ struct WebhookApi::Impl : std::enable_shared_from_this<Impl> {
     }
     if (!create && !exists) return ApiError{404, "not_found", "no webhook '" + id + "'"};
     return std::nullopt;
-  }
-
-  static std::optional<json> parse_body(const std::string& body, Response& error) {
-    if (body.size() > kMaxWebhookBody) {
-      error = error_response({413, "body_too_large", "a webhook is at most 65536 bytes of JSON"});
-      return std::nullopt;
-    }
-    auto j = json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      error = error_response({400, "invalid_json", "the body must be a JSON object"});
-      return std::nullopt;
-    }
-    return j;
-  }
-
-  static Response shape_error(const std::vector<std::string>& problems) {
-    return error_response({422, "invalid_webhook", problems.front()}, problems);
   }
 
   // Replaces (or inserts) `w` in the API set, kept in id order.

@@ -7,13 +7,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <boost/asio/as_tuple.hpp>
@@ -30,8 +28,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "HttpErrorText.hpp"
+#include "RequestHead.hpp"
 #include "TlsContexts.hpp"
-#include "relay/common/HeaderNames.hpp"
 #include "relay/common/Url.hpp"
 #include "relay/delivery/AddressPolicy.hpp"
 
@@ -46,33 +45,17 @@ using tcp = net::ip::tcp;
 using boost::system::error_code;
 using common::parse_url;
 using common::Url;
+using detail::dns_message;
+using detail::Phase;
+using detail::read_message;
+using detail::serialize_head;
+using detail::timeout_message;
+using detail::tls_message;
 using SteadyClock = std::chrono::steady_clock;
 using Strand = net::strand<net::io_context::executor_type>;
 
 constexpr auto kUseTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kReadChunk = 16 * 1024;
-
-enum class Phase { kDns, kConnect, kTls, kWrite, kRead };
-
-const char* phase_name(Phase p) {
-  switch (p) {
-    case Phase::kDns:
-      return "dns";
-    case Phase::kConnect:
-      return "connect";
-    case Phase::kTls:
-      return "tls";
-    case Phase::kWrite:
-      return "write";
-    case Phase::kRead:
-      return "read";
-  }
-  return "?";
-}
-
-std::string timeout_message(std::chrono::milliseconds budget, Phase p) {
-  return "timeout after " + std::to_string(budget.count()) + " ms (during " + phase_name(p) + ")";
-}
 
 std::string format_endpoint(const tcp::endpoint& ep) {
   const auto addr = ep.address();
@@ -84,45 +67,6 @@ std::string format_endpoint(const tcp::endpoint& ep) {
 AddressClass classify(const net::ip::address& addr) {
   if (addr.is_v4()) return classify_ipv4(addr.to_v4().to_bytes());
   return classify_ipv6(addr.to_v6().to_bytes());
-}
-
-std::string dns_message(const error_code& ec) {
-  std::string m = ec.message();
-  // Asio says "Host not found (authoritative)"; operators want the gist.
-  if (const auto pos = m.find(" (authoritative)"); pos != std::string::npos) m.erase(pos);
-  return "dns: " + m;
-}
-
-std::string tls_message(const error_code& ec, SSL* ssl, const Url& url) {
-  if (ec.category() == net::error::get_ssl_category()) {
-    const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
-    if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && ssl != nullptr) {
-      const long v = SSL_get_verify_result(ssl);
-      if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-        return "tls: host name mismatch (certificate is not valid for " + url.host + ")";
-      }
-      return std::string("tls: certificate verify failed (") + X509_verify_cert_error_string(v) +
-             ")";
-    }
-    if (const char* text = ERR_reason_error_string(static_cast<unsigned long>(ec.value()))) {
-      return std::string("tls: ") + text;
-    }
-  }
-  return "tls: " + ec.message();
-}
-
-std::string read_message(const error_code& ec, const ClientOptions& options) {
-  if (ec == http::error::end_of_stream) return "read: connection closed before a response";
-  if (ec == http::error::partial_message) return "read: connection closed in the response header";
-  if (ec == http::error::header_limit) {
-    return "read: response header too large (limit " + std::to_string(options.max_response_header) +
-           " bytes)";
-  }
-  if (ec.category() == beast::http::make_error_code(http::error::bad_version).category()) {
-    return "read: invalid response (" + ec.message() + ")";
-  }
-  if (ec == ssl::error::stream_truncated) return "read: connection closed (TLS stream truncated)";
-  return "read: " + ec.message();
 }
 
 // A reused connection that fails like this never got the request to a live server process:
@@ -198,39 +142,6 @@ class DoneOnce {
  private:
   std::function<void(HttpResult)> done_;
 };
-
-// "POST target HTTP/1.1", Host, the caller's headers (framing and routing ones are the
-// client's business: a caller cannot override them) and Content-Length, each line CRLF-ended.
-// False when a name or value would break the framing (config validation refuses those; this
-// is the last line of defence against header injection).
-bool serialize_head(const Url& url, const OutgoingRequest& request, std::string& out) {
-  const auto one_line = [](std::string_view s) {
-    return s.find_first_of("\r\n", 0, 3) == std::string_view::npos;
-  };
-  out.clear();
-  out += "POST ";
-  out += url.target;
-  out += " HTTP/1.1\r\nHost: ";
-  out += url.host_header();
-  out += "\r\n";
-  for (const auto& [name, value] : request.headers) {
-    if (common::is_framing_header(name)) continue;
-    if (name.empty() || !one_line(name) || !one_line(value) ||
-        name.find(':') != std::string::npos) {
-      return false;
-    }
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
-  }
-  std::array<char, 24> digits{};
-  const auto [end, ec] = std::to_chars(digits.begin(), digits.end(), request.body.size());
-  out += "Content-Length: ";
-  out.append(digits.data(), end);
-  out += "\r\n\r\n";
-  return ec == std::errc();
-}
 
 bool socket_looks_alive(beast::tcp_stream& stream) {
   auto& socket = stream.socket();
