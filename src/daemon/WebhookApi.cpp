@@ -61,8 +61,8 @@ std::string new_webhook_id() {
 
 // PATCH, rotate-secret and DELETE act on API webhooks only: 404 for an unknown id, 409
 // managed_by_config for one from the file (`verb`: what the operator does there instead).
-std::optional<Response> refuse_unless_api(const config::Config& in_effect, const std::string& id,
-                                          const char* verb) {
+static std::optional<Response> refuse_unless_api(const config::Config& in_effect,
+                                                 const std::string& id, const char* verb) {
   const auto* existing = in_effect.find_webhook(id);
   if (existing == nullptr) return error_response({404, "not_found", "no webhook '" + id + "'"});
   if (!existing->managed_by_api) {

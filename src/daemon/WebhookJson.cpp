@@ -21,13 +21,6 @@ constexpr std::size_t kMaxWebhookBody = 64 * 1024;
 
 }  // namespace
 
-Response json_response(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
 Response error_response(const ApiError& e, const json& problems) {
   json err = {{"code", e.code}, {"message", e.message}};
   if (!problems.is_null()) err["problems"] = problems;

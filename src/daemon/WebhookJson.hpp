@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ApiResponses.hpp"
 #include "relay/config/Config.hpp"
 #include "relay/server/HttpServer.hpp"
 
@@ -20,7 +21,7 @@ struct ApiError {
   std::string message;
 };
 
-server::Response json_response(int status, const nlohmann::json& body);
+using api::json_response;
 /// SPEC §3's error shape, with the list of `problems` when given.
 server::Response error_response(const ApiError& e, const nlohmann::json& problems = nullptr);
 
