@@ -129,7 +129,7 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
       r->bind(1, record.delivery_id);
       if (r->step()) rowid = r->int64(0);
     }
-    const bool leased = rowid > 0 && leases_.holds(rowid, record.delivery_id);
+    const bool leased = rowid > 0 && leases_.held_by_writer(rowid, record.delivery_id);
     *leased_rowid = leased ? rowid : 0;
     auto& update =
         leased ? c.cached(
