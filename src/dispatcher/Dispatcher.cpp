@@ -63,6 +63,7 @@
 #include <utility>
 #include <vector>
 
+#include "AttemptRecords.hpp"
 #include "relay/common/Ascii.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
@@ -294,17 +295,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     // other I/O thread idles.
     net::post(strand.get_inner_executor(),
               [self = shared_from_this(), cfg, wh, d = std::move(d)]() mutable {
-                auto record = std::make_shared<store::AttemptRecord>();
-                record->delivery_id = d.delivery_id;
-                record->delivery_rowid = d.rowid;
-                record->webhook_id = d.webhook_id;
-                record->event_id = d.event_id;
-                record->attempt_number = d.attempt_count + 1;
                 auto request = delivery::build_request(*wh, cfg->delivery, d.delivery_id,
                                                        d.event_type, std::move(d.payload));
-                record->started_at = common::now_ms();
-                record->url = common::redact_url(request.url);
-                record->request_headers = delivery::headers_for_log(request.headers);
+                auto record = std::make_shared<store::AttemptRecord>();
+                start_record(*record, d, request);  // AttemptRecords.cpp
                 self->client.send(
                     std::move(request), [self, record, cfg, webhook_id = std::move(d.webhook_id)](
                                             delivery::HttpResult res) mutable {
@@ -318,28 +312,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   void on_response(std::shared_ptr<store::AttemptRecord> record,
                    const std::vector<delivery::Duration>& schedule, std::string webhook_id,
                    delivery::HttpResult res) {
-    const auto now = common::now_ms();
-    auto verdict = delivery::classify_attempt(res, record->attempt_number, schedule, now);
-    record->duration_ms = res.duration.count();
-    record->response_status = res.status;
-    // A receiver's Set-Cookie or token header is a credential too (SPEC §6: no secrets
-    // stored): names that look secret keep their name, not their value.
-    record->response_headers = delivery::headers_json(res.headers, true);
-    record->response_body = delivery::valid_utf8(res.body);
-    record->error = std::move(verdict.error);
-    record->outcome = verdict.outcome;
-    switch (verdict.outcome) {
-      case common::AttemptOutcome::kSucceeded:
-        record->new_status = store::DeliveryStatus::kSucceeded;
-        break;
-      case common::AttemptOutcome::kRetry:
-        record->new_status = store::DeliveryStatus::kPending;
-        record->next_attempt_at = verdict.next_attempt_at;
-        break;
-      case common::AttemptOutcome::kFailed:
-        record->new_status = store::DeliveryStatus::kFailed;
-        break;
-    }
+    finish_record(*record, res, schedule);  // AttemptRecords.cpp
     // The HTTP slot is free as soon as the answer is in: the delivery stays `delivering` in the
     // store until its record commits, so it cannot be claimed twice meanwhile, and the next
     // attempts need not wait for this one's fsync.
@@ -488,7 +461,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
           record->delivery_id, webhook_id, record->attempt_number);
     }
     if (st == store::WriteStatus::kOk) {
-      log_outcome(*record, webhook_id);
+      count_outcome(record->outcome);
+      log_outcome(*record, webhook_id);  // AttemptRecords.cpp
       // The claim that followed the response ran before this commit and could not see the
       // retry's due time: make sure the one timer covers it.
       if (record->new_status == store::DeliveryStatus::kPending && record->next_attempt_at) {
@@ -502,29 +476,16 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     if (stopping && in_flight == 0 && unrecorded == 0) finish_shutdown();
   }
 
-  void log_outcome(const store::AttemptRecord& r, const std::string& webhook_id) {
-    const std::string what =
-        r.response_status ? "HTTP " + std::to_string(*r.response_status) : r.error;
-    switch (r.outcome) {
+  void count_outcome(store::AttemptOutcome outcome) {
+    switch (outcome) {
       case store::AttemptOutcome::kSucceeded:
         ++succeeded;
-        spdlog::info(
-            "delivered delivery={} webhook={} event={} attempt={} status={} duration_ms={}",
-            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what, r.duration_ms);
         break;
       case store::AttemptOutcome::kRetry:
         ++retried;
-        spdlog::warn(
-            "attempt failed, will retry delivery={} webhook={} event={} attempt={} result=\"{}\" "
-            "next_attempt_at={}",
-            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what,
-            r.next_attempt_at ? common::format_rfc3339_ms(*r.next_attempt_at) : "");
         break;
       case store::AttemptOutcome::kFailed:
         ++failed;
-        spdlog::error(
-            "delivery failed, giving up delivery={} webhook={} event={} attempt={} result=\"{}\"",
-            r.delivery_id, webhook_id, r.event_id, r.attempt_number, what);
         break;
     }
   }
@@ -574,10 +535,15 @@ void Dispatcher::restore_health(std::vector<store::WebhookStateRow> rows) {
   net::post(impl_->strand, [impl = impl_, rows = std::move(rows)] {
     const auto cfg = impl->config();
     for (const auto& r : rows) {
+      // Built whole, then moved in (assigning a temporary breaker to the member trips GCC 12's
+      // -Wmaybe-uninitialized on its empty optional<string>).
       auto& h = impl->health[r.webhook_id];
-      h.breaker = CircuitBreaker(r.consecutive_failures);
-      if (r.first_failure_at) h.first_failure_at = common::parse_rfc3339(*r.first_failure_at);
-      h.last_success_at = r.last_success_at;
+      Impl::Health restored{CircuitBreaker(r.consecutive_failures), std::nullopt, r.last_success_at,
+                            h.disable_requested};
+      if (r.first_failure_at) {
+        restored.first_failure_at = common::parse_rfc3339(*r.first_failure_at);
+      }
+      h = std::move(restored);
       impl->publish(r.webhook_id, cfg->delivery.circuit_breaker);
     }
   });

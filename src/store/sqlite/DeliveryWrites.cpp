@@ -129,7 +129,7 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
       r->bind(1, record.delivery_id);
       if (r->step()) rowid = r->int64(0);
     }
-    const bool leased = rowid > 0 && leases_.holds(rowid, record.delivery_id);
+    const bool leased = rowid > 0 && leases_.held_by_writer(rowid, record.delivery_id);
     *leased_rowid = leased ? rowid : 0;
     auto& update =
         leased ? c.cached(
@@ -157,23 +157,15 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
     u->bind(7, last_error);
     u->run();
     if (!record.webhook_id.empty()) {
-      // The failure streak, in the attempt's commit: a primary-key upsert on a table of one
-      // row per webhook.
-      auto& health =
-          record.outcome == AttemptOutcome::kSucceeded
-              ? c.cached(
-                    "INSERT INTO webhook_state (webhook_id, last_success_at) VALUES (?1, ?2) "
-                    "ON CONFLICT (webhook_id) DO UPDATE SET last_success_at = ?2, "
-                    "first_failure_at = NULL, consecutive_failures = 0")
-              : c.cached(
-                    "INSERT INTO webhook_state (webhook_id, first_failure_at, "
-                    "consecutive_failures) VALUES (?1, ?2, 1) ON CONFLICT (webhook_id) DO UPDATE "
-                    "SET first_failure_at = coalesce(first_failure_at, ?2), "
-                    "consecutive_failures = consecutive_failures + 1");
-      StatementScope h(health);
-      h->bind(1, record.webhook_id);
-      h->bind(2, format_rfc3339_ms(record.started_at));
-      h->run();
+      // The failure streak, in the attempt's commit: folded with the group's other records of
+      // this webhook into one upsert just before the COMMIT (WebhookHealth.hpp). Last, so that
+      // a record that threw above leaves no trace in the fold.
+      auto& fold = ctx.health_folds()[record.webhook_id];
+      if (record.outcome == AttemptOutcome::kSucceeded) {
+        fold.success(format_rfc3339_ms(record.started_at));
+      } else {
+        fold.failure(format_rfc3339_ms(record.started_at));
+      }
     }
   };
   // The lease ends with the commit that recorded the attempt (not before: until then the row

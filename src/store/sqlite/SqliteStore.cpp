@@ -5,7 +5,8 @@
 namespace relay::store {
 
 SqliteStore::SqliteStore(const StoreOptions& options)
-    : options_(options), readers_(options.path, [this](Connection& c) { leases_.install(c); }) {
+    : options_(options),
+      readers_(options.path, [this](Connection& c) { leases_.install(c, false); }) {
   sqlite::check_file_header(options_.path);
   std::unique_ptr<Connection> conn;
   try {
@@ -13,7 +14,7 @@ SqliteStore::SqliteStore(const StoreOptions& options)
         options_.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
     sqlite::configure_connection(*conn);
     sqlite::open_and_migrate(*conn, options_);
-    leases_.install(*conn);
+    leases_.install(*conn, true);
   } catch (const sqlite::SqliteError& e) {
     const int p = e.primary();
     if (p == SQLITE_CORRUPT || p == SQLITE_NOTADB) {

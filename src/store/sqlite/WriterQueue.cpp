@@ -181,6 +181,7 @@ WriterQueue::GroupRun WriterQueue::run_group_once(std::vector<WriteRequest>& gro
   auto& c = *conn_;
   results.assign(group.size(), WriteStatus::kStorageUnavailable);
   group_drops_.clear();
+  context_.health_folds_.clear();
   try {
     c.exec("BEGIN IMMEDIATE");
   } catch (const SqliteError& e) {
@@ -243,6 +244,7 @@ WriterQueue::GroupRun WriterQueue::run_group_once(std::vector<WriteRequest>& gro
   }
   if (!storage_failure) {
     try {
+      write_health_folds(c, context_.health_folds_);  // the group's end (WebhookHealth.hpp)
       c.exec("COMMIT");
     } catch (const SqliteError& e) {
       storage_failure = e.what();

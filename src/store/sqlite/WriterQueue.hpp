@@ -36,6 +36,9 @@
 //                       nothing per event); cleared by every other kind of write and by any
 //                       rollback, rebuilt with one indexed count.
 //   note_dropped()      paused deliveries dropped by the cap; logged after the commit only.
+//   health_folds()      attempt outcomes per webhook, upserted into webhook_state once per
+//                       group just before its COMMIT (WebhookHealth.hpp); emptied at the start
+//                       of every group run, so a rolled-back run leaves nothing behind.
 //
 // WHAT THE FLAGS MEAN (guarded by mutex_):
 //   closed_          close() was called: nothing more is queued; the writer drains the queue,
@@ -61,6 +64,7 @@
 #include <vector>
 
 #include "Sqlite.hpp"
+#include "WebhookHealth.hpp"
 #include "relay/store/Store.hpp"
 
 namespace relay::store::sqlite {
@@ -94,6 +98,7 @@ class WriteContext {
     return *working_;
   }
   std::unordered_map<std::string, std::int64_t>& paused_counts() { return paused_counts_; }
+  HealthFolds& health_folds() { return health_folds_; }
   /// Paused deliveries dropped by the cap for `webhook` (logged once the group commits, with
   /// the first kLoggedDropIds of their ids).
   void note_dropped(const std::string& webhook, std::int64_t n, std::vector<std::string> ids) {
@@ -112,6 +117,7 @@ class WriteContext {
   std::optional<WriterState> working_;  // changed by the transaction in progress
   std::unordered_map<std::string, std::int64_t> paused_counts_;
   std::unordered_map<std::string, Drops> request_drops_;  // by the running request
+  HealthFolds health_folds_;                              // by the running group
 };
 
 /// One unit of work for the writer: `apply` runs inside the group transaction, `complete`
