@@ -202,9 +202,13 @@ int run_serve(const std::string& config_path) {
     store->close();
     return 1;
   }
-  dispatcher.set_disable_handler([&health](const std::string& webhook_id, std::string reason) {
-    health.disable(webhook_id, std::move(reason), nullptr);
-  });
+  dispatcher.set_webhook_handlers(
+      [&health](const std::string& webhook_id, std::string reason) {
+        health.disable(webhook_id, std::move(reason), nullptr);
+      },
+      [&store, &reloader, &wake](const std::string& webhook_id) {
+        reconcile_webhook(*store, *reloader.current(), webhook_id, [&wake] { wake(); });
+      });
   admin.set_health_api(health);
 
   server::ServerContext context;

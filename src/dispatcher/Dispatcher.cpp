@@ -137,6 +137,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   };
   std::unordered_map<std::string, Health> health;
   DisableRequest on_disable;
+  PauseRequest on_pause;
   mutable std::mutex view_mutex;
   std::map<std::string, WebhookHealthView> view;  // guarded by view_mutex
 
@@ -465,8 +466,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
       log_outcome(*record, webhook_id);  // AttemptRecords.cpp
       // The claim that followed the response ran before this commit and could not see the
       // retry's due time: make sure the one timer covers it.
-      if (record->new_status == store::DeliveryStatus::kPending && record->next_attempt_at) {
-        arm_timer(*record->next_attempt_at);
+      // A retry of a webhook disabled meanwhile: its pause skipped this delivery (PauseRequest).
+      if (record->new_status == store::DeliveryStatus::kPending) {
+        if (record->next_attempt_at) arm_timer(*record->next_attempt_at);
+        const auto* wh = config()->find_webhook(webhook_id);
+        if (wh != nullptr && !wh->enabled && on_pause) on_pause(webhook_id);
       }
     }
     if (observer) {
@@ -525,10 +529,12 @@ void Dispatcher::set_attempt_observer(AttemptObserver observer) {
   });
 }
 
-void Dispatcher::set_disable_handler(DisableRequest handler) {
-  net::post(impl_->strand, [impl = impl_, handler = std::move(handler)]() mutable {
-    impl->on_disable = std::move(handler);
-  });
+void Dispatcher::set_webhook_handlers(DisableRequest disable, PauseRequest pause) {
+  net::post(impl_->strand,
+            [impl = impl_, disable = std::move(disable), pause = std::move(pause)]() mutable {
+              impl->on_disable = std::move(disable);
+              impl->on_pause = std::move(pause);
+            });
 }
 
 void Dispatcher::restore_health(std::vector<store::WebhookStateRow> rows) {

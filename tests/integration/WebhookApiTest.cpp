@@ -311,6 +311,25 @@ TEST_F(WebhookApiTest, DisablePausesAndDeleteCancelsAndStopsSending) {
   EXPECT_EQ(post_event(), "");
 }
 
+TEST_F(WebhookApiTest, DisablingWhileAnAttemptIsInFlightPausesItWhenItComesBack) {
+  // The pause skips a delivery whose attempt is under way (its record decides it); that attempt
+  // comes back as a retry after the webhook was disabled, and must end paused, not pending.
+  auto slow = Reply::with_status(500, "down");
+  slow.delay = 1500ms;
+  receiver_->set_default_reply(slow);
+  start();
+  const auto id = create(standard_hook("/slow"))["id"].get<std::string>();
+  const auto delivery_id = post_event();
+  ASSERT_TRUE(receiver_->wait_for_requests(1, 10s));  // in flight: answered 1.5 s later
+  ASSERT_EQ(call("PATCH", "/v1/webhooks/" + id, R"({"enabled":false})").status, 200);
+  EXPECT_EQ(delivery(delivery_id)["status"], "delivering");
+  ASSERT_TRUE(status_becomes(delivery_id, "paused")) << daemon_->log();
+  const auto sent = receiver_->request_count();
+  std::this_thread::sleep_for(2500ms);  // past the retry's due time (1 s)
+  EXPECT_EQ(receiver_->request_count(), sent);
+  EXPECT_EQ(delivery(delivery_id)["status"], "paused");
+}
+
 TEST_F(WebhookApiTest, RotatedSecretsBothVerifyUntilTheOldOneExpires) {
   start();
   const auto created = create(standard_hook("/rot"));

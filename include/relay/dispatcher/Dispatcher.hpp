@@ -64,7 +64,12 @@ class Dispatcher {
   /// Called (on the dispatcher's strand; it must only post or enqueue) when a webhook must be
   /// disabled: it answered 410 Gone, or had no success for delivery.auto_disable_after.
   using DisableRequest = std::function<void(const std::string& webhook_id, std::string reason)>;
-  void set_disable_handler(DisableRequest handler);
+  /// Called (on the dispatcher's strand; it must only post or enqueue) when an attempt of a
+  /// webhook that is disabled now was recorded as a retry: the pause skips deliveries in
+  /// flight (their record decides them), so one in flight while the webhook was disabled came
+  /// back pending and must be paused by another pass.
+  using PauseRequest = std::function<void(const std::string& webhook_id)>;
+  void set_webhook_handlers(DisableRequest disable, PauseRequest pause);
 
   /// The failure streaks stored before this start (call before start()): a circuit whose
   /// streak reached the threshold starts open with a probe due at once.
