@@ -10,7 +10,10 @@
 namespace relay::store::sqlite {
 
 WriterQueue::WriterQueue(std::unique_ptr<Connection> conn, const StoreOptions& options)
-    : options_(options), conn_(std::move(conn)), context_(*conn_) {
+    : options_(options),
+      conn_(std::move(conn)),
+      context_(*conn_),
+      checkpointer_(options.path, conn_->get()) {
   thread_ = std::thread([this] {
     // Named so that `top -H` and profilers tell the writer from the I/O threads.
     pthread_setname_np(pthread_self(), "relayd-writer");
@@ -30,6 +33,7 @@ void WriterQueue::close() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  checkpointer_.close();
   conn_.reset();
 }
 
