@@ -17,6 +17,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -32,6 +34,7 @@
 #include "IntakeHandler.hpp"
 #include "RateLimitedLog.hpp"
 #include "Router.hpp"
+#include "relay/common/HandOffBatch.hpp"
 #include "relay/server/BearerAuth.hpp"
 #include "relay/store/Store.hpp"
 
@@ -55,6 +58,8 @@ constexpr std::size_t kMaxLingerBytes = 4 * 1024 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr auto kTlsShutdownTime = std::chrono::seconds(1);
 
+struct PendingAnswer;
+
 /// Per-connection state reachable from outside the connection's coroutine (read deadline
 /// timer, stop(), the connection cap). Touched only on the connection's strand, except the
 /// atomics and what sessions_mutex guards.
@@ -67,13 +72,54 @@ struct SessionState {
   bool shed = false;              // chosen by the cap: close instead of waiting for a request
   std::atomic<bool> busy{false};  // a request is in progress (first byte read → answer written)
   bool shed_requested = false;    // guarded by sessions_mutex
+  // While a handler runs: its answer slot (strand only) and when it is overdue (steady clock
+  // ticks, 0 = none; read by the server's sweep).
+  std::shared_ptr<PendingAnswer> pending;
+  std::atomic<std::int64_t> answer_deadline{0};
 };
 
-/// Where a handler's answer lands; the timer doubles as the wake-up signal.
-struct PendingResponse {
-  explicit PendingResponse(const net::any_io_executor& ex) : timer(ex) {}
-  net::steady_timer timer;
-  std::optional<Response> response;
+/// A request waiting for its handler's answer. The first of respond() (any thread) and the
+/// handler deadline (the server's sweep) claims it and resumes the request's coroutine with
+/// one post to its strand: no timer per request (arming and cancelling one cost a scheduler
+/// round trip and a timer-queue update for every event).
+struct PendingAnswer {
+  virtual ~PendingAnswer() = default;
+  /// False when the answer was already given.
+  virtual bool answer(Response response) = 0;
+};
+
+/// Hands a batch of answers (common::HandOffBatch: one group commit's) to the event loop with
+/// one post: the I/O thread that takes it resumes each connection in turn.
+void post_answers(void* io, std::vector<std::function<void()>> calls) {
+  net::post(*static_cast<net::io_context*>(io), [calls = std::move(calls)] {
+    for (const auto& call : calls) call();
+  });
+}
+
+template <class Resume>
+struct PendingAnswerFor final : PendingAnswer,
+                                std::enable_shared_from_this<PendingAnswerFor<Resume>> {
+  PendingAnswerFor(Resume r, net::any_io_executor ex, net::io_context& context)
+      : resume(std::move(r)), executor(std::move(ex)), io(context) {}
+  bool answer(Response response) override {
+    if (answered.exchange(true)) return false;
+    auto resume_now = [self = this->shared_from_this(), response = std::move(response)]() mutable {
+      std::move(self->resume)(std::move(response));
+    };
+    if (common::HandOffBatch::active()) {
+      // On the strand: inline when the I/O thread running the batch may enter it.
+      std::function<void()> call = [ex = executor, resume_now]() mutable {
+        net::dispatch(ex, std::move(resume_now));
+      };
+      common::HandOffBatch::add(&io, &post_answers, call);
+    } else {
+      net::post(executor, std::move(resume_now));
+    }
+    return true;
+  }
+  Resume resume;  // the coroutine's completion handler, called on its strand
+  net::any_io_executor executor;
+  net::io_context& io;
   std::atomic<bool> answered{false};
 };
 
@@ -96,7 +142,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<std::uint16_t> bound_port{0};
   bool started = false;
   net::strand<net::io_context::executor_type> acceptor_strand;
-  std::optional<tcp::acceptor> acceptor;  // used on acceptor_strand only
+  std::optional<tcp::acceptor> acceptor;           // used on acceptor_strand only
+  net::steady_timer sweep_timer{acceptor_strand};  // used on acceptor_strand only
   std::unique_ptr<ssl::context> tls;
   net::thread_pool blocking;
 
@@ -268,31 +315,64 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     co_return co_await write_response(stream, error_response(status, code, message), 11, false);
   }
 
-  /// Runs `handler`; resumes when some thread has called respond().
+  /// Runs `handler`; resumes when some thread has called respond() or when the handler
+  /// deadline (handler_timeout, checked by sweep_overdue) has passed.
   net::awaitable<Response> handle(const Handler& handler, Request request,
-                                  const net::any_io_executor& ex) {
-    auto pending = std::make_shared<PendingResponse>(ex);
-    pending->timer.expires_after(options.handler_timeout);
-    std::function<void(Response)> respond = [pending, ex](Response response) {
-      if (pending->answered.exchange(true)) return;
-      net::post(ex, [pending, response = std::move(response)]() mutable {
-        pending->response = std::move(response);
-        pending->timer.cancel();
+                                  const net::any_io_executor& ex, SessionState& state) {
+    state.answer_deadline =
+        (std::chrono::steady_clock::now() + options.handler_timeout).time_since_epoch().count();
+    Response response = co_await net::async_initiate<decltype(net::use_awaitable), void(Response)>(
+        [&](auto resume) {
+          // Runs with the coroutine suspended, so an answer given at once (or by another
+          // thread before the handler even returns) resumes it safely.
+          auto pending =
+              std::make_shared<PendingAnswerFor<decltype(resume)>>(std::move(resume), ex, io);
+          state.pending = pending;
+          std::function<void(Response)> respond = [pending](Response r) {
+            pending->answer(std::move(r));
+          };
+          try {
+            handler(std::move(request), std::move(respond));
+          } catch (const std::exception& e) {
+            spdlog::error("http: handler failed: {}", e.what());
+            pending->answer(error_response(500, "internal_error", "internal error"));
+          }
+        },
+        net::use_awaitable);
+    state.answer_deadline = 0;
+    state.pending.reset();
+    co_return response;
+  }
+
+  /// The handler deadline of every connection, checked every sweep_interval() (a bug guard
+  /// against handlers that never answer; one clock read per request instead of a timer).
+  std::chrono::milliseconds sweep_interval() const {
+    return std::clamp(options.handler_timeout / 4, std::chrono::milliseconds(10),
+                      std::chrono::milliseconds(1000));
+  }
+
+  void sweep_overdue() {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    std::lock_guard lock(sessions_mutex);
+    for (const auto& [id, state] : sessions) {
+      const auto deadline = state->answer_deadline.load();
+      if (deadline == 0 || deadline > now) continue;
+      net::post(state->executor, [state, timeout = options.handler_timeout] {
+        if (state->pending && state->pending->answer(error_response(
+                                  500, "internal_error", "the request was not answered in time"))) {
+          spdlog::error("http: a handler did not answer within {} ms", timeout.count());
+        }
       });
-    };
-    try {
-      handler(std::move(request), respond);
-    } catch (const std::exception& e) {
-      spdlog::error("http: handler failed: {}", e.what());
-      respond(error_response(500, "internal_error", "internal error"));
     }
-    if (!pending->response) co_await pending->timer.async_wait(kUseTuple);
-    if (!pending->response) {
-      pending->answered = true;
-      spdlog::error("http: a handler did not answer within {} ms", options.handler_timeout.count());
-      co_return error_response(500, "internal_error", "the request was not answered in time");
+  }
+
+  net::awaitable<void> sweep_loop(std::shared_ptr<Impl> self) {
+    while (!stopped) {
+      sweep_timer.expires_after(sweep_interval());
+      co_await sweep_timer.async_wait(kUseTuple);
+      if (!stopped) sweep_overdue();
     }
-    co_return std::move(*pending->response);
+    (void)self;
   }
 
   enum class Ending { kQuiet, kGraceful, kLinger };
@@ -416,7 +496,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       const bool keep_alive = parser.get().keep_alive();
       request.body = std::move(parser.get().body());
 
-      Response response = co_await handle(*decision.handler, std::move(request), ex);
+      Response response = co_await handle(*decision.handler, std::move(request), ex, *state);
       const bool again = keep_alive && !stopped && !state->shed;
       if (!co_await write_response(stream, std::move(response), version, again)) {
         co_return Ending::kQuiet;
@@ -648,6 +728,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         spdlog::error("http: the accept loop ended");
       }
     });
+    net::co_spawn(acceptor_strand, sweep_loop(shared_from_this()), net::detached);
     spdlog::info("http: listening on {}:{}{}", server.listen_host, bound_port.load(),
                  tls ? " (TLS)" : "");
   }
@@ -659,6 +740,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         error_code ignored;
         self->acceptor->close(ignored);
       }
+      self->sweep_timer.cancel();
     });
     std::vector<std::shared_ptr<SessionState>> snapshot;
     {
