@@ -64,7 +64,8 @@ EventReceipt SqliteStore::insert_event(sqlite::WriteContext& ctx, const NewEvent
     s->bind(1, e.id);
     s->bind(2, e.event_type);
     s->bind(3, created);
-    s->bind(4, e.payload);
+    // The largest value of all, and it lives until the statement is reset: not copied.
+    s->bind_static(4, e.payload);
     s->run();
   }
   if (c.changes() == 0) return existing_receipt(c, e.id);

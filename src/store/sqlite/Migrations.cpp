@@ -125,10 +125,8 @@ void open_and_migrate(Connection& c, const StoreOptions& options) {
   // A long read transaction lets the WAL grow; after the next checkpoint resets it, give the
   // space back instead of keeping the high-water mark forever.
   c.exec("PRAGMA journal_size_limit=16777216");
-  // SQLite's default automatic checkpoint (every 1,000 WAL pages) is kept on purpose: every
-  // 4,000 pages drained a backlog ~5% faster on a quiet machine but doubled intake's p99 ack
-  // latency (5.4 -> 10.6 ms), each larger checkpoint stalling the writer's commits for longer
-  // (docs/performance.md, "Drain, round 2").
+  // WAL checkpoints are not SQLite's automatic ones on this connection: the writer queue
+  // hands them to a thread of their own, with a hard WAL cap (Checkpointer.hpp).
   for (auto v = version + 1; v <= known; ++v) {
     c.exec("BEGIN IMMEDIATE");
     try {

@@ -30,6 +30,11 @@ void Statement::bind(int i, std::string_view text) {
       "bind");
 }
 
+void Statement::bind_static(int i, std::string_view text) {
+  check(sqlite3_bind_text64(stmt_.get(), i, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8),
+        "bind");
+}
+
 void Statement::bind(int i, std::int64_t value) {
   check(sqlite3_bind_int64(stmt_.get(), i, value), "bind");
 }

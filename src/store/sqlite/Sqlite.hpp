@@ -42,6 +42,9 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   void bind(int i, std::string_view text);
+  /// Binds `text` without copying it: it must stay alive and unchanged until the statement is
+  /// reset (StatementScope's end; reset() also clears the bindings).
+  void bind_static(int i, std::string_view text);
   void bind(int i, const std::string& text) { bind(i, std::string_view(text)); }
   void bind(int i, const char* text) { bind(i, std::string_view(text)); }
   void bind(int i, std::int64_t value);

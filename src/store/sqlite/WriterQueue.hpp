@@ -63,6 +63,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "Checkpointer.hpp"
 #include "Sqlite.hpp"
 #include "WebhookHealth.hpp"
 #include "relay/store/Store.hpp"
@@ -175,7 +176,8 @@ class WriterQueue {
   std::chrono::steady_clock::time_point last_probe_{};  // guarded by mutex_
   StoreStats stats_;                                    // guarded by mutex_
 
-  std::thread thread_;  // last: started once everything above exists
+  Checkpointer checkpointer_;  // takes over conn_'s WAL checkpoints; before the thread starts
+  std::thread thread_;         // last: started once everything above exists
 };
 
 }  // namespace relay::store::sqlite
