@@ -1,6 +1,7 @@
 // webhook_state written once per webhook per group commit (src/store/sqlite/WebhookHealth.hpp):
 // the attempts of one group must leave the row exactly as one upsert per attempt did.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <filesystem>
@@ -122,6 +123,56 @@ TEST(StoreHealthFold, AttemptsOfOneGroupLeaveTheRowAsOneUpsertEachWould) {
   rows = states(*s);
   EXPECT_EQ(rows["crm"].consecutive_failures, 2);
   EXPECT_EQ(rows["b"].consecutive_failures, 3);
+}
+
+TEST(StoreHealthFold, ARecordRejectedInItsGroupLeavesNoTraceInTheRow) {
+  TempDir dir;
+  StoreOptions o;
+  o.path = dir.file("relayd.db").string();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> hold{false};
+  std::atomic<bool> held{false};
+  o.before_group_for_testing = [&] {
+    if (!hold.exchange(false)) return;
+    held = true;
+    released.wait();
+  };
+  auto s = open_sqlite_store(o);
+  submit(*s, {event("evt_1", {pending("crm"), pending("crm"), pending("crm")})});
+  const auto c = claim(*s, {{"crm", 3}});
+  ASSERT_EQ(c.claimed.size(), 3U);
+  // The database refuses the middle record (as it would a row breaking a constraint): the
+  // group is run again with one savepoint per request and that one rolled back alone.
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(o.path.c_str(), &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  const auto trigger = "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = '" +
+                       c.claimed[1].delivery_id +
+                       "' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
+  ASSERT_EQ(sqlite3_exec(h, trigger.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(h);
+  sqlite3_close(h);
+
+  const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
+  hold = true;
+  ASSERT_TRUE(s->submit_events({event("evt_hold", {})}, [](WriteStatus, auto) {}));
+  while (!held) std::this_thread::sleep_for(1ms);
+  std::vector<std::future<WriteStatus>> done;
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto p = std::make_shared<std::promise<WriteStatus>>();
+    done.push_back(p->get_future());
+    s->record_attempt(
+        attempt_of(c.claimed[i], AttemptOutcome::kRetry, t0 + std::chrono::seconds(i)),
+        [p](WriteStatus st) { p->set_value(st); });
+  }
+  release.set_value();
+  EXPECT_EQ(done[0].get(), WriteStatus::kOk);
+  EXPECT_EQ(done[1].get(), WriteStatus::kRejected);
+  EXPECT_EQ(done[2].get(), WriteStatus::kOk);
+  auto rows = states(*s);
+  EXPECT_EQ(rows["crm"].consecutive_failures, 2) << "the refused attempt was counted";
+  EXPECT_EQ(rows["crm"].first_failure_at, format_rfc3339_ms(t0));
 }
 
 }  // namespace
