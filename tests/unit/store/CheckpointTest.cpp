@@ -18,24 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace testing_support;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ =
-        fs::temp_directory_path() / ("relay-ckpt-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] fs::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 std::uintmax_t size_of(const fs::path& p) {
   std::error_code ec;
   const auto n = fs::file_size(p, ec);

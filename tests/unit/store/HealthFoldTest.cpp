@@ -24,24 +24,6 @@ using common::TimePoint;
 using namespace std::chrono_literals;
 using namespace testing_support;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("relay-healthfold-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] fs::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 std::map<std::string, WebhookStateRow> states(Store& s) {
   std::map<std::string, WebhookStateRow> out;
   for (auto& r : s.webhook_states()) out[r.webhook_id] = r;

@@ -4,9 +4,11 @@
 // asynchronous role API (any backend).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +20,27 @@
 namespace relay::store::testing_support {
 
 using common::TimePoint;
+
+/// A fresh folder under the system's temp directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("relay-store-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] std::filesystem::path file(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 inline NewEvent event(const std::string& id, std::vector<NewDelivery> deliveries,
                       TimePoint at = common::now_ms()) {
