@@ -364,6 +364,9 @@ TEST_F(IntakeTest, FullWriteQueueAnswers503OverloadedAtOnce) {
   // busy timeout), so intake requests pile up behind the writer.
   sqlite3* lock = nullptr;
   ASSERT_EQ(sqlite3_open(cfg_.db.c_str(), &lock), SQLITE_OK);
+  // relayd may be in a short write of its own just after start (seen once under TSan on a
+  // loaded machine: SQLITE_BUSY at once): wait for it, as the sqlite3 CLI's .timeout would.
+  sqlite3_busy_timeout(lock, 5000);
   ASSERT_EQ(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   std::vector<std::thread> threads;
   std::vector<int> statuses(8, 0);
