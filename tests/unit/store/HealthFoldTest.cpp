@@ -30,19 +30,37 @@ std::map<std::string, WebhookStateRow> states(Store& s) {
   return out;
 }
 
+// Holds the writer on a request of its own so that the records queued behind it then run as
+// one group: install() before the store opens, hold() once it is open, release() to let go.
+class WriterGate {
+ public:
+  void install(StoreOptions& o) {
+    o.before_group_for_testing = [this] {
+      if (!hold_.exchange(false)) return;
+      held_ = true;
+      released_.wait();
+    };
+  }
+  void hold(Store& s) {
+    hold_ = true;
+    ASSERT_TRUE(s.submit_events({event("evt_hold", {})}, [](WriteStatus, auto) {}));
+    while (!held_) std::this_thread::sleep_for(1ms);
+  }
+  void release() { release_.set_value(); }
+
+ private:
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+  std::atomic<bool> hold_{false};
+  std::atomic<bool> held_{false};
+};
+
 TEST(StoreHealthFold, AttemptsOfOneGroupLeaveTheRowAsOneUpsertEachWould) {
   TempDir dir;
   StoreOptions o;
   o.path = dir.file("relayd.db").string();
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  std::atomic<bool> hold{false};
-  std::atomic<bool> held{false};
-  o.before_group_for_testing = [&] {
-    if (!hold.exchange(false)) return;
-    held = true;
-    released.wait();
-  };
+  WriterGate gate;
+  gate.install(o);
   auto s = open_sqlite_store(o);
   submit(*s, {event("evt_1", {pending("crm"), pending("crm"), pending("crm"), pending("crm"),
                               pending("b"), pending("b"), pending("b"), pending("new")})});
@@ -60,9 +78,7 @@ TEST(StoreHealthFold, AttemptsOfOneGroupLeaveTheRowAsOneUpsertEachWould) {
 
   // The writer is held on a first request while the records queue up behind it; they then
   // run as one group.
-  hold = true;
-  ASSERT_TRUE(s->submit_events({event("evt_hold", {})}, [](WriteStatus, auto) {}));
-  while (!held) std::this_thread::sleep_for(1ms);
+  gate.hold(*s);
   std::vector<std::future<WriteStatus>> done;
   const auto record = [&](const DueDelivery& d, AttemptOutcome outcome, TimePoint at) {
     auto p = std::make_shared<std::promise<WriteStatus>>();
@@ -80,7 +96,7 @@ TEST(StoreHealthFold, AttemptsOfOneGroupLeaveTheRowAsOneUpsertEachWould) {
   // new: no row yet; one success creates it.
   record(by_webhook["new"][0], AttemptOutcome::kSucceeded, t0 + 7s);
   const auto commits_before = s->stats().commits;
-  release.set_value();
+  gate.release();
   for (auto& f : done) EXPECT_EQ(f.get(), WriteStatus::kOk);
   // The held request's group, then the records' (one group: they were all queued).
   EXPECT_EQ(s->stats().commits - commits_before, 2U);
@@ -111,15 +127,8 @@ TEST(StoreHealthFold, ARecordRejectedInItsGroupLeavesNoTraceInTheRow) {
   TempDir dir;
   StoreOptions o;
   o.path = dir.file("relayd.db").string();
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  std::atomic<bool> hold{false};
-  std::atomic<bool> held{false};
-  o.before_group_for_testing = [&] {
-    if (!hold.exchange(false)) return;
-    held = true;
-    released.wait();
-  };
+  WriterGate gate;
+  gate.install(o);
   auto s = open_sqlite_store(o);
   submit(*s, {event("evt_1", {pending("crm"), pending("crm"), pending("crm")})});
   const auto c = claim(*s, {{"crm", 3}});
@@ -137,9 +146,7 @@ TEST(StoreHealthFold, ARecordRejectedInItsGroupLeavesNoTraceInTheRow) {
   sqlite3_close(h);
 
   const TimePoint t0{std::chrono::milliseconds(1'700'000'000'000)};
-  hold = true;
-  ASSERT_TRUE(s->submit_events({event("evt_hold", {})}, [](WriteStatus, auto) {}));
-  while (!held) std::this_thread::sleep_for(1ms);
+  gate.hold(*s);
   std::vector<std::future<WriteStatus>> done;
   for (std::size_t i = 0; i < 3; ++i) {
     auto p = std::make_shared<std::promise<WriteStatus>>();
@@ -148,7 +155,7 @@ TEST(StoreHealthFold, ARecordRejectedInItsGroupLeavesNoTraceInTheRow) {
         attempt_of(c.claimed[i], AttemptOutcome::kRetry, t0 + std::chrono::seconds(i)),
         [p](WriteStatus st) { p->set_value(st); });
   }
-  release.set_value();
+  gate.release();
   EXPECT_EQ(done[0].get(), WriteStatus::kOk);
   EXPECT_EQ(done[1].get(), WriteStatus::kRejected);
   EXPECT_EQ(done[2].get(), WriteStatus::kOk);
