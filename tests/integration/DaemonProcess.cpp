@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "HttpTestClient.hpp"
+#include "Ports.hpp"
 
 namespace relay::testing {
 
@@ -41,19 +42,7 @@ TempDir::~TempDir() {
 }
 
 std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  return unused_loopback_port();
 }
 
 int listen_on_loopback(int backlog, std::uint16_t& port, const char* who) {
@@ -137,22 +126,44 @@ void DaemonProcess::spawn(std::vector<std::pair<std::string, std::string>> env) 
   pid_ = pid;
 }
 
+namespace {
+
+bool answers_health(std::uint16_t port) {
+  try {
+    HttpTestClient client("127.0.0.1", port);
+    return client.request("GET", "/healthz").status == 200;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 void DaemonProcess::start(std::uint16_t port, std::vector<std::pair<std::string, std::string>> env,
                           std::chrono::milliseconds timeout) {
   spawn(std::move(env));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool someone_else = false;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) {
-      throw std::runtime_error("relayd exited during start-up:\n" + log());
+      someone_else = someone_else || answers_health(port);
+      throw std::runtime_error(
+          "relayd exited during start-up" +
+          std::string(someone_else ? " (another process answers on its port)" : "") + ":\n" +
+          log());
     }
-    try {
-      HttpTestClient client("127.0.0.1", port);
-      if (client.request("GET", "/healthz").status == 200) return;
-    } catch (const std::exception&) {
+    // Only our own relayd counts: a 200 from another test's server on the same port would have
+    // this test post to, and count in, someone else's database.
+    if (answers_health(port)) {
+      if (listens_on(pid_, port)) return;
+      someone_else = true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  throw std::runtime_error("relayd did not become healthy in time:\n" + log());
+  throw std::runtime_error(
+      someone_else ? "relayd did not become healthy in time; another process answers on port " +
+                         std::to_string(port) + ":\n" + log()
+                   : "relayd did not become healthy in time:\n" + log());
 }
 
 void DaemonProcess::signal(int signo) {

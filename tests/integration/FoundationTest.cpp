@@ -100,6 +100,27 @@ TEST(Daemon, RefusesAForeignFileAndLeavesItUntouched) {
   EXPECT_EQ(read_file(cfg.db), original);
 }
 
+// Two tests that picked one port: the second must not take the first one's relayd for its own
+// (it would post to, and count in, the other test's database).
+TEST(Daemon, StartingOnATakenPortFailsInsteadOfUsingTheOtherDaemon) {
+  TempDir first_dir;
+  TempDir second_dir;
+  TestConfig first;
+  first.port = free_port();
+  first.db = first_dir.path() / "relayd.db";
+  TestConfig second = first;
+  second.db = second_dir.path() / "relayd.db";
+  DaemonProcess running(first_dir.path(), first.yaml());
+  running.start(first.port);
+  DaemonProcess late(second_dir.path(), second.yaml());
+  try {
+    late.start(second.port, {}, std::chrono::seconds(10));
+    FAIL() << "start() returned for a relayd that cannot listen:\n" << late.log();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another process answers"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Daemon, InvalidConfigExitsOneWithPosition) {
   TempDir dir;
   DaemonProcess daemon(dir.path(), "server:\n  listen: nowhere\n");

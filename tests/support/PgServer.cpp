@@ -1,5 +1,7 @@
 #include "PgServer.hpp"
 
+#include "Ports.hpp"
+
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -28,18 +30,7 @@ std::string bin(const std::string& tool) {
 }
 
 int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error("PostgreSQL test server: no free loopback port");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
+  return unused_loopback_port();
 }
 
 std::string tail(const fs::path& p, std::size_t max = 2000) {
