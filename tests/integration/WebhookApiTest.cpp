@@ -110,6 +110,14 @@ class WebhookApiTest : public ::testing::Test {
     return wait_until([&] { return delivery(delivery_id)["status"] == status; }, timeout);
   }
 
+  // relayd_attempts_in_flight from /metrics (-1 when it cannot be read).
+  long attempts_in_flight() {
+    const auto body = call("GET", "/metrics", "").body;
+    const std::string name = "\nrelayd_attempts_in_flight ";
+    const auto at = body.find(name);
+    return at == std::string::npos ? -1 : std::stol(body.substr(at + name.size()));
+  }
+
   RecordedRequest nth_request(std::size_t n) {
     EXPECT_TRUE(receiver_->wait_for_requests(n + 1, 10s)) << daemon_->log();
     return receiver_->requests().at(n);
@@ -303,9 +311,14 @@ TEST_F(WebhookApiTest, DisablePausesAndDeleteCancelsAndStopsSending) {
   ASSERT_EQ(del.status, 200) << del.body;
   ASSERT_TRUE(status_becomes(delivery_id, "cancelled")) << daemon_->log();
   ASSERT_TRUE(status_becomes(second, "cancelled"));
+  // An attempt already under way when the DELETE commits still reaches the receiver (a request
+  // on the wire cannot be called back); none may start after it.
+  ASSERT_TRUE(wait_until([&] { return attempts_in_flight() == 0; }, 10s));
   const auto sent = receiver_->request_count();
   std::this_thread::sleep_for(2500ms);  // two retry intervals
   EXPECT_EQ(receiver_->request_count(), sent);
+  EXPECT_EQ(delivery(delivery_id)["status"], "cancelled");  // the last record did not revive it
+  EXPECT_EQ(delivery(second)["status"], "cancelled");
   EXPECT_EQ(call("GET", "/v1/webhooks/" + id, "").status, 404);
   // Gone for intake too: no delivery is made for it.
   EXPECT_EQ(post_event(), "");
