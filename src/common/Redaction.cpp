@@ -11,12 +11,20 @@ namespace relay::common {
 bool looks_secret(std::string_view name) noexcept {
   // "auth" covers authorization and X-Auth; "pass" covers password and X-Api-Pass; "key"
   // covers api_key and X-Api-Key. Over-matching hides a harmless value, under-matching leaks.
-  static constexpr std::array<std::string_view, 8> kWords = {
-      "auth", "cookie", "token", "key", "secret", "pass", "credential", "session"};
-  for (const auto word : kWords) {
-    if (icontains(name, word)) return true;
+  static constexpr std::array<std::string_view, 9> kWords = {
+      "auth", "cookie", "token", "key", "secret", "pass", "credential", "session", "access"};
+  // Asked for every response header of every attempt: the name is lowered once and searched
+  // with find() rather than compared case-blind at every offset for every word.
+  std::array<char, 64> buf{};
+  if (name.size() > buf.size()) {
+    return std::any_of(kWords.begin(), kWords.end(),
+                       [&](std::string_view word) { return icontains(name, word); });
   }
-  return icontains(name, "access");
+  std::transform(name.begin(), name.end(), buf.begin(), [](char c) { return to_lower(c); });
+  const std::string_view lower(buf.data(), name.size());
+  return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view word) {
+    return lower.find(word) != std::string_view::npos;
+  });
 }
 
 bool request_header_shown(std::string_view name) noexcept {

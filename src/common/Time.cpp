@@ -1,7 +1,7 @@
 #include "relay/common/Time.hpp"
 
+#include <chrono>
 #include <cstdio>
-#include <ctime>
 
 namespace relay::common {
 
@@ -12,24 +12,58 @@ TimePoint now_ms() {
 namespace {
 
 std::string format(TimePoint t, bool with_millis) {
+  using namespace std::chrono;
+  // Several stamps go into every attempt record and log line: written digit by digit from the
+  // civil calendar, not through gmtime_r and snprintf (which took ~1.5% of a drain's CPU).
   const auto ms_since_epoch = t.time_since_epoch().count();
-  auto secs = static_cast<std::time_t>(ms_since_epoch / 1000);
+  auto secs = ms_since_epoch / 1000;
   auto millis = static_cast<int>(ms_since_epoch % 1000);
   if (millis < 0) {
     millis += 1000;
     --secs;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  if (with_millis) {
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-  } else {
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  const sys_seconds at{seconds{secs}};
+  const auto day = floor<days>(at);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{at - day};
+  const int y = static_cast<int>(ymd.year());
+  if (y < 0 || y > 9999) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", y,
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()));
+    std::string out = buf;
+    if (with_millis) {
+      std::snprintf(buf, sizeof buf, ".%03d", millis);
+      out += buf;
+    }
+    return out + "Z";
   }
-  return buf;
+  std::string out(with_millis ? 24 : 20, '0');
+  const auto put = [&out](std::size_t pos, int value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      out[pos + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  put(0, y, 4);
+  out[4] = '-';
+  put(5, static_cast<int>(static_cast<unsigned>(ymd.month())), 2);
+  out[7] = '-';
+  put(8, static_cast<int>(static_cast<unsigned>(ymd.day())), 2);
+  out[10] = 'T';
+  put(11, static_cast<int>(hms.hours().count()), 2);
+  out[13] = ':';
+  put(14, static_cast<int>(hms.minutes().count()), 2);
+  out[16] = ':';
+  put(17, static_cast<int>(hms.seconds().count()), 2);
+  if (with_millis) {
+    out[19] = '.';
+    put(20, millis, 3);
+  }
+  out.back() = 'Z';
+  return out;
 }
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {

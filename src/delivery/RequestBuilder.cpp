@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -81,13 +83,17 @@ std::string to_json(const Headers& headers, Redact redact) {
     }
     return h.second;
   };
+  // Each name is judged once (the redaction rule scans it for several words).
+  std::vector<std::string_view> values;
+  values.reserve(headers.size());
+  for (const auto& h : headers) values.push_back(shown(h));
   // Written for every attempt: the usual headers (plain ASCII, each name once) are put together
   // directly; anything else goes through the JSON library below.
   bool plain = true;
   std::size_t size = 2;
   for (std::size_t i = 0; i < headers.size() && plain; ++i) {
     const auto& name = headers[i].first;
-    const auto value = shown(headers[i]);
+    const auto value = values[i];
     plain = json_plain(name) && json_plain(value);
     for (std::size_t j = 0; j < i && plain; ++j) plain = headers[j].first != name;
     size += name.size() + value.size() + 6;
@@ -96,12 +102,12 @@ std::string to_json(const Headers& headers, Redact redact) {
     std::string out;
     out.reserve(size);
     out += '{';
-    for (const auto& h : headers) {
-      if (out.size() > 1) out += ',';
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+      if (i > 0) out += ',';
       out += '"';
-      out += h.first;
+      out += headers[i].first;
       out += "\":\"";
-      out += shown(h);
+      out += values[i];
       out += '"';
     }
     out += '}';
@@ -110,11 +116,11 @@ std::string to_json(const Headers& headers, Redact redact) {
   // ordered_json keeps the order the headers came in; a repeated name keeps one key with the
   // values joined by ", " (RFC 9110 §5.3).
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (const auto& h : headers) {
-    const std::string value(shown(h));
-    auto it = out.find(h.first);
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    const std::string value(values[i]);
+    auto it = out.find(headers[i].first);
     if (it == out.end()) {
-      out[h.first] = value;
+      out[headers[i].first] = value;
     } else {
       *it = it->get<std::string>() + ", " + value;
     }

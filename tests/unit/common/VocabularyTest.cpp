@@ -2,6 +2,8 @@
 // event catalogue. Each has one home; these pin what every caller relies on.
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "relay/common/Ascii.hpp"
 #include "relay/common/EventTypes.hpp"
 #include "relay/common/HeaderNames.hpp"
@@ -48,6 +50,13 @@ TEST(Redaction, SecretLookingNamesAndConfiguredHeaders) {
   for (const char* name : {"X-Team", "Content-Type", "X-Relay-Signature", "limit"}) {
     EXPECT_FALSE(looks_secret(name)) << name;
   }
+  // Names at and past the length lowered in place take the other path; both must agree.
+  const std::string pad(60, 'x');
+  EXPECT_TRUE(looks_secret(pad + "TOKN" + "Key"));
+  EXPECT_TRUE(looks_secret(pad + "-KEY"));
+  EXPECT_FALSE(looks_secret(pad + "-Kex"));
+  EXPECT_TRUE(looks_secret(pad + pad + "-SeSSion"));
+  EXPECT_FALSE(looks_secret(pad + pad + "-Team"));
   EXPECT_TRUE(request_header_shown("X-Relay-Signature"));
   EXPECT_TRUE(request_header_shown("content-type"));
   EXPECT_TRUE(request_header_shown("User-Agent"));
