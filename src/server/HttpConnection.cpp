@@ -69,38 +69,34 @@ struct PendingAnswerFor final : PendingAnswer,
 }  // namespace
 
 template <class Stream>
-void HttpServer::Impl::arm(Stream& stream, const std::shared_ptr<SessionState>& state,
-                           net::steady_timer& timer, std::chrono::milliseconds budget) {
-  const auto generation = ++state->read_generation;
-  state->timed_out = false;
-  state->cancel_read = [&stream] { beast::get_lowest_layer(stream).cancel(); };
-  timer.expires_after(budget);
-  timer.async_wait([state, generation](error_code ec) {
-    if (ec || state->read_generation != generation || !state->cancel_read) return;
-    state->timed_out = true;
-    state->cancel_read();
-  });
+void HttpServer::Impl::arm(Stream& stream, SessionState& state, std::chrono::milliseconds budget) {
+  state.timed_out = false;
+  state.cancel_io = [&stream] { beast::get_lowest_layer(stream).cancel(); };
+  state.io_deadline.store((std::chrono::steady_clock::now() + budget).time_since_epoch().count(),
+                          std::memory_order_relaxed);
 }
 
-bool HttpServer::Impl::disarm(const std::shared_ptr<SessionState>& state,
-                              net::steady_timer& timer) {
-  ++state->read_generation;
-  state->cancel_read = nullptr;
-  timer.cancel();
-  return state->timed_out;
+bool HttpServer::Impl::disarm(SessionState& state) {
+  state.io_deadline.store(0, std::memory_order_relaxed);
+  state.cancel_io = nullptr;
+  return state.timed_out;
 }
 
 template <class Stream, class Message>
-net::awaitable<bool> HttpServer::Impl::write(Stream& stream, Message& message) {
-  beast::get_lowest_layer(stream).expires_after(options.write_timeout);
+net::awaitable<bool> HttpServer::Impl::write(Stream& stream, SessionState& state,
+                                             Message& message) {
+  arm(stream, state, options.write_timeout);
+  state.writing = true;
   auto [ec, n] = co_await http::async_write(stream, message, kUseTuple);
-  beast::get_lowest_layer(stream).expires_never();
+  state.writing = false;
+  disarm(state);
   co_return !ec;
 }
 
 template <class Stream>
-net::awaitable<bool> HttpServer::Impl::write_response(Stream& stream, Response response,
-                                                      unsigned version, bool keep_alive) {
+net::awaitable<bool> HttpServer::Impl::write_response(Stream& stream, SessionState& state,
+                                                      Response response, unsigned version,
+                                                      bool keep_alive) {
   http::response<http::string_body> res;
   res.version(version);
   res.result(static_cast<unsigned>(response.status));
@@ -110,14 +106,15 @@ net::awaitable<bool> HttpServer::Impl::write_response(Stream& stream, Response r
   res.body() = std::move(response.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
-  co_return co_await write(stream, res);
+  co_return co_await write(stream, state, res);
 }
 
 template <class Stream>
-net::awaitable<bool> HttpServer::Impl::write_error(Stream& stream, int status,
+net::awaitable<bool> HttpServer::Impl::write_error(Stream& stream, SessionState& state, int status,
                                                    std::string_view code,
                                                    std::string_view message) {
-  co_return co_await write_response(stream, error_response(status, code, message), 11, false);
+  co_return co_await write_response(stream, state, error_response(status, code, message), 11,
+                                    false);
 }
 
 net::awaitable<Response> HttpServer::Impl::handle(const Handler& handler, Request request,
@@ -169,19 +166,18 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
     Stream& stream, const std::shared_ptr<SessionState>& state,
     std::chrono::steady_clock::time_point connected) {
   auto ex = co_await net::this_coro::executor;
-  net::steady_timer deadline(ex);
   beast::flat_buffer buffer;
   for (bool first = true;; first = false) {
     if (stopped || state->shed) co_return Ending::kGraceful;
     // The first request's header deadline runs from connect (TLS handshake included).
     auto header_budget = options.header_timeout;
     if (buffer.size() == 0) {
-      arm(stream, state, deadline, first ? options.header_timeout : options.idle_timeout);
+      arm(stream, *state, first ? options.header_timeout : options.idle_timeout);
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kUseTuple);
-      const bool timed_out = disarm(state, deadline);
+      const bool timed_out = disarm(*state);
       if (ec) {
         if (!first || state->shed) co_return Ending::kQuiet;
-        co_return co_await read_failed(stream, ec, timed_out, "header");
+        co_return co_await read_failed(stream, *state, ec, timed_out, "header");
       }
       buffer.commit(n);
     }
@@ -201,10 +197,10 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
     const auto config = context.config ? context.config() : nullptr;
     parser.body_limit(config ? config->server.max_body_bytes : kDefaultBodyLimit);
 
-    arm(stream, state, deadline, header_budget);
+    arm(stream, *state, header_budget);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
-    bool timed_out = disarm(state, deadline);
-    if (ec) co_return co_await read_failed(stream, ec, timed_out, "header");
+    bool timed_out = disarm(*state);
+    if (ec) co_return co_await read_failed(stream, *state, ec, timed_out, "header");
 
     auto& req = parser.get();
     std::optional<std::string> transfer_encoding;
@@ -215,7 +211,7 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
     }
     if (const auto framing = transfer_encoding_error(transfer_encoding)) {
       spdlog::debug("http: refused framing: {}", *framing);
-      co_await write_error(stream, 400, "bad_request", *framing);
+      co_await write_error(stream, *state, 400, "bad_request", *framing);
       co_return Ending::kLinger;
     }
 
@@ -235,7 +231,7 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
       // An unread body is never read: close after the answer instead.
       const bool body_pending = !parser.is_done();
       const bool again = !body_pending && req.keep_alive() && !stopped;
-      if (!co_await write_response(stream, std::move(*decision.refusal), version, again)) {
+      if (!co_await write_response(stream, *state, std::move(*decision.refusal), version, again)) {
         co_return Ending::kQuiet;
       }
       if (!again) co_return body_pending ? Ending::kLinger : Ending::kGraceful;
@@ -245,7 +241,7 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
     if (!parser.is_done()) {
       if (beast::iequals(req[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, version};
-        if (!co_await write(stream, cont)) co_return Ending::kQuiet;
+        if (!co_await write(stream, *state, cont)) co_return Ending::kQuiet;
       }
       auto budget = options.body_timeout_max;
       if (const auto length = parser.content_length()) {
@@ -253,10 +249,10 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
         budget = std::min(budget,
                           options.body_timeout + std::chrono::milliseconds(*length * 1000 / rate));
       }
-      arm(stream, state, deadline, budget);
+      arm(stream, *state, budget);
       std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kUseTuple);
-      timed_out = disarm(state, deadline);
-      if (ec) co_return co_await read_failed(stream, ec, timed_out, "body");
+      timed_out = disarm(*state);
+      if (ec) co_return co_await read_failed(stream, *state, ec, timed_out, "body");
     }
 
     const bool keep_alive = parser.get().keep_alive();
@@ -264,7 +260,7 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
 
     Response response = co_await handle(*decision.handler, std::move(request), ex, *state);
     const bool again = keep_alive && !stopped && !state->shed;
-    if (!co_await write_response(stream, std::move(response), version, again)) {
+    if (!co_await write_response(stream, *state, std::move(response), version, again)) {
       co_return Ending::kQuiet;
     }
     if (!again) co_return Ending::kGraceful;
@@ -272,26 +268,24 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::serve(
 }
 
 template <class Stream>
-net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::read_failed(Stream& stream,
-                                                                       error_code ec,
-                                                                       bool timed_out,
-                                                                       const char* phase) {
+net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::read_failed(
+    Stream& stream, SessionState& state, error_code ec, bool timed_out, const char* phase) {
   if (timed_out) {
     spdlog::debug("http: {} read timed out", phase);
-    co_await write_error(stream, 408, "request_timeout",
+    co_await write_error(stream, state, 408, "request_timeout",
                          std::string("the request ") + phase + " was not received in time");
     co_return Ending::kQuiet;
   }
   if (ec == http::error::body_limit) {
     const auto config = context.config ? context.config() : nullptr;
     const auto limit = config ? config->server.max_body_bytes : kDefaultBodyLimit;
-    co_await write_error(stream, 413, "payload_too_large",
+    co_await write_error(stream, state, 413, "payload_too_large",
                          "the body is larger than " + std::to_string(limit) + " bytes");
     co_return Ending::kLinger;
   }
   if (ec == http::error::header_limit) {
     co_await write_error(
-        stream, 431, "headers_too_large",
+        stream, state, 431, "headers_too_large",
         "the request header is larger than " + std::to_string(options.header_limit) + " bytes");
     co_return Ending::kLinger;
   }
@@ -301,7 +295,8 @@ net::awaitable<HttpServer::Impl::Ending> HttpServer::Impl::read_failed(Stream& s
     co_return Ending::kQuiet;
   }
   spdlog::debug("http: malformed request: {}", ec.message());
-  co_await write_error(stream, 400, "bad_request", "malformed HTTP request: " + ec.message());
+  co_await write_error(stream, state, 400, "bad_request",
+                       "malformed HTTP request: " + ec.message());
   co_return Ending::kLinger;
 }
 
@@ -310,8 +305,7 @@ net::awaitable<void> HttpServer::Impl::linger(Stream& stream,
                                               const std::shared_ptr<SessionState>& state) {
   error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  net::steady_timer deadline(stream.get_executor());
-  arm(stream, state, deadline, kLingerTime);
+  arm(stream, *state, kLingerTime);
   std::array<char, 16384> scratch{};
   std::size_t total = 0;
   while (total < kMaxLingerBytes) {
@@ -319,7 +313,7 @@ net::awaitable<void> HttpServer::Impl::linger(Stream& stream,
     if (ec) break;
     total += n;
   }
-  disarm(state, deadline);
+  disarm(*state);
   co_return;
 }
 
@@ -332,7 +326,7 @@ net::awaitable<void> HttpServer::Impl::run_session(std::shared_ptr<Impl> self, t
     std::shared_ptr<SessionState> state;
     std::uint64_t id;
     ~Unregister() {
-      state->cancel_read = nullptr;
+      state->cancel_io = nullptr;
       impl->unregister_session(id);
     }
   } unregister{this, state, id};
@@ -341,16 +335,16 @@ net::awaitable<void> HttpServer::Impl::run_session(std::shared_ptr<Impl> self, t
   // Declared after each stream, so destroyed before it: stop() must never reach a dead one.
   struct ClearCancel {
     SessionState& state;
-    ~ClearCancel() { state.cancel_read = nullptr; }
+    ~ClearCancel() { state.cancel_io = nullptr; }
   };
   if (tls) {
     TlsStream stream(beast::tcp_stream(std::move(socket)), *tls);
     ClearCancel clear{*state};
     beast::get_lowest_layer(stream).expires_after(options.header_timeout);
     // A handshaking connection is idle too: the cap may close it.
-    state->cancel_read = [&stream] { beast::get_lowest_layer(stream).cancel(); };
+    state->cancel_io = [&stream] { beast::get_lowest_layer(stream).cancel(); };
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
-    state->cancel_read = nullptr;
+    state->cancel_io = nullptr;
     beast::get_lowest_layer(stream).expires_never();
     if (ec || state->shed) co_return;
     const auto ending = co_await serve(stream, state, connected);

@@ -36,7 +36,7 @@ std::shared_ptr<SessionState> HttpServer::Impl::admit(const net::any_io_executor
     // On its strand: a connection that became busy meanwhile finishes its request first.
     net::post(victim->executor, [victim] {
       victim->shed = true;
-      if (!victim->busy.load() && victim->cancel_read) victim->cancel_read();
+      if (!victim->busy.load() && !victim->writing && victim->cancel_io) victim->cancel_io();
     });
   }
   auto state = std::make_shared<SessionState>(ex);
@@ -209,7 +209,7 @@ void HttpServer::Impl::stop() {
   }
   for (auto& state : snapshot) {
     net::post(state->executor, [state] {
-      if (state->cancel_read) state->cancel_read();
+      if (state->cancel_io && !state->writing) state->cancel_io();
     });
   }
 }

@@ -1,5 +1,5 @@
-// The public HttpServer, its built-in routes and the handler deadline sweep; the rest of
-// the server lives in HttpListener.cpp and HttpConnection.cpp (HttpServerImpl.hpp).
+// The public HttpServer, its built-in routes and the deadline sweep (reads, writes, handlers);
+// the rest of the server lives in HttpListener.cpp and HttpConnection.cpp (HttpServerImpl.hpp).
 #include "relay/server/HttpServer.hpp"
 
 #include <algorithm>
@@ -58,14 +58,26 @@ void HttpServer::Impl::add_builtin_routes() {
 }
 
 std::chrono::milliseconds HttpServer::Impl::sweep_interval() const {
-  return std::clamp(options.handler_timeout / 4, std::chrono::milliseconds(10),
-                    std::chrono::milliseconds(1000));
+  const auto shortest =
+      std::min({options.header_timeout, options.idle_timeout, options.body_timeout,
+                options.write_timeout, options.handler_timeout});
+  return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
 }
 
 void HttpServer::Impl::sweep_overdue() {
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
   std::lock_guard lock(sessions_mutex);
   for (const auto& [id, state] : sessions) {
+    if (const auto io = state->io_deadline.load(std::memory_order_relaxed); io != 0 && io <= now) {
+      // On its strand, where the read or write may have ended (0) or a later one begun.
+      net::post(state->executor, [state] {
+        const auto due = state->io_deadline.load(std::memory_order_relaxed);
+        if (due == 0 || due > std::chrono::steady_clock::now().time_since_epoch().count()) return;
+        if (!state->cancel_io) return;
+        state->timed_out = true;
+        state->cancel_io();
+      });
+    }
     const auto deadline = state->answer_deadline.load();
     if (deadline == 0 || deadline > now) continue;
     net::post(state->executor, [state, timeout = options.handler_timeout] {
@@ -78,10 +90,15 @@ void HttpServer::Impl::sweep_overdue() {
 }
 
 net::awaitable<void> HttpServer::Impl::sweep_loop(std::shared_ptr<Impl> self) {
-  while (!stopped) {
+  // It outlives stop() while connections remain: their answers' write deadlines are here.
+  for (;;) {
     sweep_timer.expires_after(sweep_interval());
     co_await sweep_timer.async_wait(kUseTuple);
-    if (!stopped) sweep_overdue();
+    if (stopped) {
+      std::lock_guard lock(sessions_mutex);
+      if (sessions.empty()) break;
+    }
+    sweep_overdue();
   }
   (void)self;
 }

@@ -2,7 +2,7 @@
 
 // The HTTP server's state and the declarations its three files share (private to
 // src/server; only those files include it):
-//   HttpServer.cpp      the public class, the built-in routes, the handler deadline sweep
+//   HttpServer.cpp      the public class, the built-in routes, the deadline sweep
 //   HttpListener.cpp    listening, TLS setup, the accept loop and the connection cap
 //   HttpConnection.cpp  one connection's requests: reads, deadlines, handlers, answers
 
@@ -59,9 +59,12 @@ struct PendingAnswer {
 struct SessionState {
   explicit SessionState(net::any_io_executor ex) : executor(std::move(ex)) {}
   net::any_io_executor executor;
-  std::function<void()> cancel_read;  // set while a read is in progress
-  std::uint64_t read_generation = 0;
+  std::function<void()> cancel_io;  // set while a read or write is in progress
   bool timed_out = false;
+  bool writing = false;  // an answer is being written: stop() and the cap leave it to finish
+  // When the read or write in progress is overdue (steady clock ticks, 0 = none; read by the
+  // server's sweep, which cancels it). A timer per read and write cost more than the request.
+  std::atomic<std::int64_t> io_deadline{0};
   bool shed = false;              // chosen by the cap: close instead of waiting for a request
   std::atomic<bool> busy{false};  // a request is in progress (first byte read → answer written)
   bool shed_requested = false;    // guarded by sessions_mutex
@@ -107,8 +110,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // HttpServer.cpp
   void add_builtin_routes();
 
-  /// The handler deadline of every connection, checked every sweep_interval() (a bug guard
-  /// against handlers that never answer; one clock read per request instead of a timer).
+  /// The read, write and handler deadlines of every connection, checked every
+  /// sweep_interval() (a quarter of the shortest timeout, at most 250 ms): one clock read per
+  /// read or write instead of a timer.
   std::chrono::milliseconds sweep_interval() const;
 
   void sweep_overdue();
@@ -155,33 +159,32 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   /// Answers what can still be answered after a failed read and says how to close.
   template <class Stream>
-  net::awaitable<Ending> read_failed(Stream& stream, error_code ec, bool timed_out,
-                                     const char* phase);
+  net::awaitable<Ending> read_failed(Stream& stream, SessionState& state, error_code ec,
+                                     bool timed_out, const char* phase);
 
   /// Runs `handler`; resumes when some thread has called respond() or when the handler
   /// deadline (handler_timeout, checked by sweep_overdue) has passed.
   net::awaitable<Response> handle(const Handler& handler, Request request,
                                   const net::any_io_executor& ex, SessionState& state);
 
-  /// Starts a read deadline: on expiry the read in progress is cancelled (not the socket
-  /// closed), so the connection can still answer 408.
+  /// Starts a read or write deadline: once the sweep finds it expired it cancels the operation
+  /// in progress (not the socket), so after a read the connection can still answer 408.
   template <class Stream>
-  static void arm(Stream& stream, const std::shared_ptr<SessionState>& state,
-                  net::steady_timer& timer, std::chrono::milliseconds budget);
+  static void arm(Stream& stream, SessionState& state, std::chrono::milliseconds budget);
 
-  /// Ends the read deadline; returns whether it had expired.
-  static bool disarm(const std::shared_ptr<SessionState>& state, net::steady_timer& timer);
+  /// Ends the deadline; returns whether it had expired.
+  static bool disarm(SessionState& state);
 
   template <class Stream, class Message>
-  net::awaitable<bool> write(Stream& stream, Message& message);
+  net::awaitable<bool> write(Stream& stream, SessionState& state, Message& message);
 
   template <class Stream>
-  net::awaitable<bool> write_response(Stream& stream, Response response, unsigned version,
-                                      bool keep_alive);
+  net::awaitable<bool> write_response(Stream& stream, SessionState& state, Response response,
+                                      unsigned version, bool keep_alive);
 
   template <class Stream>
-  net::awaitable<bool> write_error(Stream& stream, int status, std::string_view code,
-                                   std::string_view message);
+  net::awaitable<bool> write_error(Stream& stream, SessionState& state, int status,
+                                   std::string_view code, std::string_view message);
 
   /// A refused token leaves a trace an operator can act on (who, what), at most once a second;
   /// never the token, nor the query (it may carry one).

@@ -93,6 +93,10 @@ class HttpServerTest : public ::testing::Test {
         respond(Response{200, "application/json", R"({"slow":true})", {}});
       }).detach();
     });
+    // An answer far larger than the socket buffers: a client that never reads it stalls the write.
+    server_->add_route("GET", "/big", [](Request, auto respond) {
+      respond(Response{200, "application/octet-stream", std::string(64 << 20, 'x'), {}});
+    });
     server_->add_route("GET", "/throws",
                        [](Request, auto) -> void { throw std::runtime_error("handler bug"); });
     server_->start();
@@ -390,6 +394,24 @@ TEST_F(HttpServerTest, WaitDrainedWaitsForTheAnswerInProgress) {
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.body, R"({"slow":true})");
   EXPECT_TRUE(client.closed_by_peer(1s));
+}
+
+// A client that stops reading its answer holds the connection only until write_timeout (2 s
+// here), also after stop(): stop() lets an answer being written finish, never wait forever.
+TEST_F(HttpServerTest, AnAnswerNobodyReadsIsCutAtTheWriteDeadline) {
+  RawClient client(port_);
+  const int small = 4096;
+  ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const auto asked = std::chrono::steady_clock::now();
+  client.send(get("/big"));
+  std::this_thread::sleep_for(300ms);  // the write has filled the buffers and waits
+  EXPECT_EQ(server_->connection_stats().open, 1U);
+  server_->stop();
+  EXPECT_FALSE(server_->wait_drained(500ms));  // stop() did not cut the answer short
+  EXPECT_TRUE(server_->wait_drained(5s));
+  const auto held = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(held, 1900ms);
+  EXPECT_EQ(server_->connection_stats().open, 0U);
 }
 
 TEST_F(HttpServerTest, ManyConcurrentConnections) {
