@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
@@ -78,7 +80,7 @@ bool is_stale_connection_error(const error_code& ec) {
          ec == ssl::error::stream_truncated;
 }
 
-/// One TCP (+TLS) connection. All I/O on it happens on its own strand, so the stream's timer
+/// One TCP (+TLS) connection. All I/O on it happens on its own strand, so the deadline timer's
 /// handler never races with an operation on another thread.
 struct Connection {
   Connection(Strand s, ssl::context* tls_context, std::string key)
@@ -105,6 +107,11 @@ struct Connection {
   std::string head;  // the request line and headers being written (capacity reused)
   std::string remote;
   SteadyClock::time_point idle_since{};
+  // The exchange's deadline: one timer per exchange that closes the socket when it fires
+  // (Beast's stream deadline arms and cancels a timer for every read and write instead).
+  net::steady_timer deadline_timer{strand};
+  bool expired = false;         // the deadline closed the socket: any error since is a timeout
+  std::uint64_t exchanges = 0;  // bumped at each exchange's start and end (stale timer waits)
 };
 
 /// What one exchange on one connection produced.
@@ -166,8 +173,7 @@ struct HttpClientPool::Impl : std::enable_shared_from_this<HttpClientPool::Impl>
                                     tcp::endpoint endpoint);
   template <class Stream>
   net::awaitable<void> write_and_read(Stream& stream, Connection& conn, const Url& url,
-                                      const OutgoingRequest& request,
-                                      SteadyClock::time_point deadline, bool reused, Exchange& out);
+                                      const OutgoingRequest& request, bool reused, Exchange& out);
 
   std::shared_ptr<Connection> checkout(const std::string& key);
   void checkin(const std::string& key, std::shared_ptr<Connection> conn);
@@ -268,10 +274,8 @@ template <class Stream>
 net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connection& conn,
                                                           const Url& url,
                                                           const OutgoingRequest& request,
-                                                          SteadyClock::time_point deadline,
                                                           bool reused, Exchange& out) {
   HttpResult& result = out.result;
-  auto& tcp = conn.tcp();
 
   // The request head is written as text into a buffer the connection keeps, and sent with the
   // body in one gather write: a Beast message would allocate every field and copy the body.
@@ -279,13 +283,12 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
     result.error = "request: a header name or value would break the HTTP framing";
     co_return;
   }
-  tcp.expires_at(deadline);
   {
     const std::array<net::const_buffer, 2> buffers = {net::buffer(conn.head),
                                                       net::buffer(request.body)};
     auto [ec, n] = co_await net::async_write(stream, buffers, kUseTuple);
     if (ec) {
-      if (ec == beast::error::timeout) {
+      if (conn.expired) {
         result.error = timeout_message(request.timeout, Phase::kWrite);
       } else {
         out.stale = reused;
@@ -305,7 +308,7 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
     parser->body_limit(boost::none);  // the loop below stops reading at max_response_body
     auto [ec, n] = co_await http::async_read_header(stream, conn.buffer, *parser, kUseTuple);
     if (ec) {
-      if (ec == beast::error::timeout) {
+      if (conn.expired) {
         result.error = timeout_message(request.timeout, Phase::kRead);
       } else if (interim > 0 &&
                  (ec == http::error::end_of_stream || is_stale_connection_error(ec))) {
@@ -347,9 +350,8 @@ net::awaitable<void> HttpClientPool::Impl::write_and_read(Stream& stream, Connec
     }
     if (ec) {
       result.body_truncated = true;
-      result.body_error = ec == beast::error::timeout
-                              ? timeout_message(request.timeout, Phase::kRead)
-                              : read_message(ec, options);
+      result.body_error =
+          conn.expired ? timeout_message(request.timeout, Phase::kRead) : read_message(ec, options);
       break;
     }
   }
@@ -365,16 +367,35 @@ net::awaitable<Exchange> HttpClientPool::Impl::exchange(std::shared_ptr<Connecti
                                                         bool reused, tcp::endpoint endpoint) {
   Exchange out;
   auto& tcp = conn->tcp();
+  conn->expired = false;
+  const auto generation = ++conn->exchanges;
+  conn->deadline_timer.expires_at(deadline);
+  conn->deadline_timer.async_wait(
+      [weak = std::weak_ptr<Connection>(conn), generation](error_code ec) {
+        if (ec) return;
+        const auto c = weak.lock();
+        // A wait that completed just as its exchange ended must not touch a later one.
+        if (!c || c->exchanges != generation) return;
+        // Closed, not cancelled: an operation started after this still fails at once.
+        c->expired = true;
+        error_code ignored;
+        c->tcp().socket().close(ignored);
+      });
+  struct Disarm {
+    Connection& conn;
+    ~Disarm() {
+      ++conn.exchanges;
+      conn.deadline_timer.cancel();
+    }
+  } disarm{*conn};
   if (!reused) {
     conn->remote = format_endpoint(endpoint);
     out.result.remote_address = conn->remote;
-    tcp.expires_at(deadline);
     auto [ec] = co_await tcp.async_connect(endpoint, kUseTuple);
     if (ec) {
-      out.connect_failed = ec != beast::error::timeout;
-      out.result.error = ec == beast::error::timeout
-                             ? timeout_message(request.timeout, Phase::kConnect)
-                             : "connect: " + ec.message();
+      out.connect_failed = !conn->expired;
+      out.result.error = conn->expired ? timeout_message(request.timeout, Phase::kConnect)
+                                       : "connect: " + ec.message();
       co_return out;
     }
     if (conn->tls) {
@@ -395,12 +416,10 @@ net::awaitable<Exchange> HttpClientPool::Impl::exchange(std::shared_ptr<Connecti
       // A session from an earlier connection to this same pool key makes this an abbreviated
       // handshake; the certificate was verified (for this host) when the session was made.
       tls_contexts.sessions().prepare(ssl, &conn->session_key);
-      tcp.expires_at(deadline);
       auto [hs_ec] = co_await conn->tls->async_handshake(ssl::stream_base::client, kUseTuple);
       if (hs_ec) {
-        out.result.error = hs_ec == beast::error::timeout
-                               ? timeout_message(request.timeout, Phase::kTls)
-                               : tls_message(hs_ec, ssl, url);
+        out.result.error = conn->expired ? timeout_message(request.timeout, Phase::kTls)
+                                         : tls_message(hs_ec, ssl, url);
         tcp.close();
         co_return out;
       }
@@ -410,13 +429,12 @@ net::awaitable<Exchange> HttpClientPool::Impl::exchange(std::shared_ptr<Connecti
   out.result.remote_address = conn->remote;
 
   if (conn->tls) {
-    co_await write_and_read(*conn->tls, *conn, url, request, deadline, reused, out);
+    co_await write_and_read(*conn->tls, *conn, url, request, reused, out);
   } else {
-    co_await write_and_read(*conn->plain, *conn, url, request, deadline, reused, out);
+    co_await write_and_read(*conn->plain, *conn, url, request, reused, out);
   }
-  if (out.reusable) {
-    tcp.expires_never();
-  } else {
+  if (!out.reusable || conn->expired) {
+    out.reusable = false;
     tcp.close();
   }
   co_return out;
