@@ -133,10 +133,12 @@ void Connection::exec(std::string_view sql) {
   }
 }
 
-Statement& Connection::cached(const std::string& sql) {
+Statement& Connection::cached(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
-    it = cache_.emplace(sql, std::make_unique<Statement>(db_.get(), sql)).first;
+    std::string text(sql);
+    auto statement = std::make_unique<Statement>(db_.get(), text);
+    it = cache_.emplace(std::move(text), std::move(statement)).first;
   }
   return *it->second;
 }

@@ -5,7 +5,9 @@
 
 #include <sqlite3.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -100,7 +102,17 @@ class Connection {
 
   void exec(std::string_view sql);
   /// A statement prepared once per connection and reused (reset it with StatementScope).
-  Statement& cached(const std::string& sql);
+  Statement& cached(std::string_view sql);
+  /// The same for a string literal, found by its address: the writer asks for several per
+  /// attempt, and hashing and comparing ~250 bytes of SQL each time showed in the drain.
+  /// Only for literals (an array whose text never changes).
+  template <std::size_t N>
+  Statement& cached(const char (&sql)[N]) {
+    if (const auto it = by_literal_.find(sql); it != by_literal_.end()) return *it->second;
+    auto& statement = cached(std::string_view(sql, N - 1));
+    by_literal_.emplace(sql, &statement);
+    return statement;
+  }
   [[nodiscard]] std::int64_t changes() const { return sqlite3_changes64(db_.get()); }
   [[nodiscard]] sqlite3* get() const { return db_.get(); }
   [[nodiscard]] std::int64_t pragma_int(const std::string& name);
@@ -110,7 +122,14 @@ class Connection {
     void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
   };
   std::unique_ptr<sqlite3, Close> db_;
-  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> cache_;
+  std::unordered_map<const char*, Statement*> by_literal_;
 };
 
 }  // namespace relay::store::sqlite
