@@ -84,8 +84,7 @@ namespace {
 // When the store cannot be written (disk full), claims and attempt records are retried at
 // this pace instead of spinning; the disk recovering is noticed within this delay.
 constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
-// Due work exists but nothing could be claimed (e.g. a webhook absent from the config):
-// look again at this pace rather than in a hot loop.
+// Due work no claim could take (e.g. its webhook left the config) is retried at this pace.
 constexpr std::chrono::milliseconds kIdleRecheck{1000};
 // Deliveries claimed ahead, as a multiple of the concurrency limits (see `ready`).
 constexpr std::size_t kPrefetch = 2;
@@ -414,12 +413,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   // `bare`: the record without the response, after the database rejected the full one.
   void write_record(std::shared_ptr<store::AttemptRecord> record, std::string webhook_id,
                     bool bare = false) {
-    store.record_attempt(*record, [self = shared_from_this(), record, bare,
-                                   webhook_id = std::move(webhook_id)](store::WriteStatus st) {
-      net::post(self->strand, [self, st, record, webhook_id, bare]() mutable {
-        self->on_recorded(st, std::move(record), std::move(webhook_id), bare);
-      });
-    });
+    store.record_attempt_shared(
+        record, [self = shared_from_this(), record, bare,
+                 webhook_id = std::move(webhook_id)](store::WriteStatus st) {
+          net::post(self->strand, [self, st, record, webhook_id, bare]() mutable {
+            self->on_recorded(st, std::move(record), std::move(webhook_id), bare);
+          });
+        });
   }
 
   void on_recorded(store::WriteStatus st, std::shared_ptr<store::AttemptRecord> record,

@@ -127,6 +127,12 @@ class DeliveryStore {
   /// new_status pending only (pending without a time: due now); last_error is the transport
   /// error, or "HTTP <status>" for a non-2xx answer.
   virtual void record_attempt(AttemptRecord record, WriteCallback done) = 0;
+  /// The same for a caller that keeps the record afterwards (the dispatcher logs it and may
+  /// write it again): the backend reads it where it is instead of copying its texts.
+  virtual void record_attempt_shared(std::shared_ptr<const AttemptRecord> record,
+                                     WriteCallback done) {
+    record_attempt(*record, std::move(done));
+  }
 
   /// Claimed deliveries that will not be attempted after all (their webhook's circuit opened
   /// while they waited for a slot) become pending again with their due time unchanged and no

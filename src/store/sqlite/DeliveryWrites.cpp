@@ -73,6 +73,11 @@ void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, in
 }
 
 void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
+  record_attempt_shared(std::make_shared<const AttemptRecord>(std::move(record)), std::move(done));
+}
+
+void SqliteStore::record_attempt_shared(std::shared_ptr<const AttemptRecord> shared,
+                                        WriteCallback done) {
   WriteRequest req;
   // Without an fsync of its own (synchronous=NORMAL): a power cut may lose the last records,
   // and their deliveries are then simply due again (at-least-once). The next intake commit's
@@ -80,8 +85,9 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
   req.durable = false;
   // The leased row's rowid, once `apply` knows it (the claim's, or found through the id).
   auto leased_rowid = std::make_shared<std::int64_t>(0);
-  const auto delivery_id = record.delivery_id;
-  req.apply = [this, record = std::move(record), leased_rowid](sqlite::WriteContext& ctx) {
+  const auto delivery_id = shared->delivery_id;
+  req.apply = [this, shared = std::move(shared), leased_rowid](sqlite::WriteContext& ctx) {
+    const AttemptRecord& record = *shared;
     auto& c = ctx.conn();
     if (record.new_status == DeliveryStatus::kPaused) ctx.paused_counts().clear();
     const auto now_text = format_rfc3339_ms(common::now_ms());
@@ -98,11 +104,12 @@ void SqliteStore::record_attempt(AttemptRecord record, WriteCallback done) {
       s->bind(2, record.attempt_number);
       s->bind(3, format_rfc3339_ms(record.started_at));
       s->bind(4, record.duration_ms);
-      s->bind(5, record.url);
-      s->bind(6, record.request_headers);
+      // The record outlives the statement's run: SQLite reads the texts where they are.
+      s->bind_static(5, record.url);
+      s->bind_static(6, record.request_headers);
       s->bind(7, record.response_status);
-      s->bind(8, record.response_headers);
-      s->bind(9, record.response_body);
+      s->bind_static(8, record.response_headers);
+      s->bind_static(9, record.response_body);
       s->bind(10, record.error.empty() ? std::optional<std::string>()
                                        : std::optional<std::string>(record.error));
       s->bind(11, to_string(record.outcome));

@@ -38,6 +38,8 @@ class SqliteStore final : public Store {
   void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                  ClaimCallback done) override;
   void record_attempt(AttemptRecord record, WriteCallback done) override;
+  void record_attempt_shared(std::shared_ptr<const AttemptRecord> record,
+                             WriteCallback done) override;
   void release_claimed(std::vector<DueDelivery> deliveries, WriteCallback done) override;
   // AdminStore
   void redeliver(std::string delivery_id, common::TimePoint now,
