@@ -476,7 +476,7 @@ class HttpServerTlsTest : public HttpServerTest {
   /// One HTTPS request with OpenSSL's client (certificate not verified: self-signed).
   /// Returns the whole response, or "" when the handshake failed.
   std::string tls_roundtrip(const std::string& request, int max_version = 0) {
-    RawSocket sock(port_);
+    RawClient sock(port_);
     std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
                                                           SSL_CTX_free);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
@@ -486,7 +486,7 @@ class HttpServerTlsTest : public HttpServerTest {
       SSL_CTX_set_max_proto_version(ctx.get(), max_version);
     }
     std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
-    SSL_set_fd(ssl.get(), sock.fd);
+    SSL_set_fd(ssl.get(), sock.fd());
     if (SSL_connect(ssl.get()) != 1) {
       ERR_clear_error();
       return "";
@@ -508,21 +508,6 @@ class HttpServerTlsTest : public HttpServerTest {
     ERR_clear_error();
     return out;
   }
-
-  struct RawSocket {
-    explicit RawSocket(std::uint16_t port) {
-      fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(port);
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      timeval tv{5, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    }
-    ~RawSocket() { ::close(fd); }
-    int fd;
-  };
 
   std::filesystem::path dir_;
 };
