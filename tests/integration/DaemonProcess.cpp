@@ -19,6 +19,7 @@
 
 #include "HttpTestClient.hpp"
 #include "Ports.hpp"
+#include "Waiting.hpp"
 
 namespace relay::testing {
 
@@ -103,6 +104,10 @@ void DaemonProcess::rewrite_config(const std::string& config_yaml) {
 
 std::string DaemonProcess::log() const {
   return read_file(log_path());
+}
+
+bool DaemonProcess::logged(const std::string& text, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return log().find(text) != std::string::npos; }, timeout);
 }
 
 void DaemonProcess::spawn(std::vector<std::pair<std::string, std::string>> env) {

@@ -64,6 +64,11 @@ class DaemonProcess {
   [[nodiscard]] std::filesystem::path config_path() const { return dir_ / "relayd.yaml"; }
   [[nodiscard]] std::filesystem::path log_path() const { return dir_ / "relayd.log"; }
   [[nodiscard]] std::string log() const;
+  /// Whether `text` shows up in the log within `timeout`. relayd writes a line after the
+  /// commit it reports (a "delivered" line follows the row), so a test that saw the database
+  /// or the API change first must wait for the line rather than read the log once.
+  [[nodiscard]] bool logged(const std::string& text,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
