@@ -25,23 +25,6 @@ namespace relay::testing {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  std::random_device rd;
-  for (int i = 0; i < 100; ++i) {
-    auto candidate = fs::temp_directory_path() / ("relayd-it-" + std::to_string(rd()));
-    if (fs::create_directory(candidate)) {
-      path_ = candidate;
-      return;
-    }
-  }
-  throw std::runtime_error("cannot create a temp dir");
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 std::uint16_t free_port() {
   return unused_loopback_port();
 }

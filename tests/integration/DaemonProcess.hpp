@@ -10,20 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "TempDir.hpp"
+
 namespace relay::testing {
 
-/// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using relay::test::TempDir;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();

@@ -150,15 +150,15 @@ TEST(CheckConfig, ReportsEveryProblemOnItsOwnLineAndReturnsOne) {
 
 TEST(CheckConfig, MissingFileIsOneLine) {
   TempDir dir;
-  const auto path = dir.path("missing.yaml");
+  const auto path = dir.file("missing.yaml").string();
   std::ostringstream out;
   std::ostringstream err;
   EXPECT_EQ(run_check_config(path, out, err, fake_env()), 1);
   EXPECT_EQ(out.str(), "");
   EXPECT_EQ(err.str(), path + ": cannot read config file: No such file or directory\n");
   std::ostringstream err2;
-  EXPECT_EQ(run_check_config(dir.path(), out, err2, fake_env()), 1);
-  EXPECT_EQ(err2.str(), dir.path() + ": cannot read config file: Is a directory\n");
+  EXPECT_EQ(run_check_config(dir.path().string(), out, err2, fake_env()), 1);
+  EXPECT_EQ(err2.str(), dir.path().string() + ": cannot read config file: Is a directory\n");
 }
 
 }  // namespace

@@ -198,7 +198,7 @@ TEST(ConfigLoader, SecretAndTokenFileProblems) {
   const auto empty = dir.write("empty", "\n");
   const auto blank = dir.write("blank", " \t\n");
   const auto two_words = dir.write("two", "abc def\n");
-  const auto missing = dir.path("missing");
+  const auto missing = dir.file("missing").string();
   const std::string yaml =
       "server:\n"
       "  token_file: " +
@@ -220,18 +220,18 @@ TEST(ConfigLoader, SecretAndTokenFileProblems) {
       "  - id: c\n"
       "    url: https://c.example.com/\n"
       "    secret_file: " +
-      dir.path() +
+      dir.path().string() +
       "\n"
       "    events: ['*']\n";
-  EXPECT_EQ(
-      problems(yaml),
-      (std::vector<std::string>{
-          "t.yaml:2:15: server.token_file: file '" + blank + "' is empty",
-          "t.yaml:6:18: webhooks[a].secret_file: file '" + empty + "' is empty",
-          "t.yaml:10:18: webhooks[b].secret_file: cannot read '" + missing +
-              "': No such file or directory",
-          "t.yaml:14:18: webhooks[c].secret_file: cannot read '" + dir.path() + "': Is a directory",
-      }));
+  EXPECT_EQ(problems(yaml),
+            (std::vector<std::string>{
+                "t.yaml:2:15: server.token_file: file '" + blank + "' is empty",
+                "t.yaml:6:18: webhooks[a].secret_file: file '" + empty + "' is empty",
+                "t.yaml:10:18: webhooks[b].secret_file: cannot read '" + missing +
+                    "': No such file or directory",
+                "t.yaml:14:18: webhooks[c].secret_file: cannot read '" + dir.path().string() +
+                    "': Is a directory",
+            }));
   EXPECT_EQ(problems("server:\n  token_file: " + two_words + "\n"),
             (std::vector<std::string>{
                 "t.yaml:2:15: server.token_file: the token in '" + two_words +
@@ -279,7 +279,7 @@ TEST(ConfigLoader, ProblemAndErrorFormatting) {
 
 TEST(ConfigLoader, MissingFileIsOneProblemWithoutPosition) {
   TempDir dir;
-  const auto path = dir.path("nope.yaml");
+  const auto path = dir.file("nope.yaml").string();
   try {
     (void)load_config_file(path, fake_env());
     FAIL() << "expected ConfigError";

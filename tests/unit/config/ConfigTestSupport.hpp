@@ -13,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "TempDir.hpp"
 #include "relay/config/ConfigLoader.hpp"
 
 namespace relay::config::testing_support {
@@ -26,36 +27,7 @@ inline EnvLookup fake_env(std::map<std::string, std::string> vars = {}) {
   };
 }
 
-/// A fresh directory under the test temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("relay_config_test_" + std::to_string(::getpid()) + "_" +
-             std::to_string(counter.fetch_add(1)));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  /// Writes `contents` to `name` inside the directory; returns the full path.
-  std::string write(const std::string& name, std::string_view contents) const {
-    const auto p = path_ / name;
-    std::ofstream(p, std::ios::binary) << contents;
-    return p.string();
-  }
-  [[nodiscard]] std::string path(const std::string& name = "") const {
-    return (path_ / name).string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using relay::test::TempDir;
 
 /// Every problem's "path:line:col: message" for `yaml` (empty when it loads).
 inline std::vector<std::string> problems(std::string_view yaml, const EnvLookup& env = fake_env()) {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "TempDir.hpp"
 #include "relay/config/ConfigLoader.hpp"
 #include "relay/store/Store.hpp"
 
@@ -52,20 +53,11 @@ class FakeMaintenance : public store::MaintenanceStore {
 
 class ConfigReloaderTest : public ::testing::Test {
  protected:
-  ConfigReloaderTest() {
-    std::random_device rd;
-    dir_ = fs::temp_directory_path() / ("relay-reload-" + std::to_string(rd()));
-    fs::create_directories(dir_);
-    path_ = (dir_ / "relayd.yaml").string();
-  }
-  ~ConfigReloaderTest() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  ConfigReloaderTest() : path_(dir_.file("relayd.yaml").string()) {}
 
   void write(const std::string& listen, const std::string& webhooks) {
     std::ofstream(path_) << "server:\n  listen: " << listen << "\n"
-                         << "storage:\n  path: " << (dir_ / "relayd.db").string() << "\n"
+                         << "storage:\n  path: " << dir_.file("relayd.db").string() << "\n"
                          << "logging:\n  level: warn\n"
                          << "webhooks:\n"
                          << webhooks;
@@ -76,7 +68,7 @@ class ConfigReloaderTest : public ::testing::Test {
            id + "\n    events: [\"*\"]\n" + (enabled ? "" : "    enabled: false\n");
   }
 
-  fs::path dir_;
+  relay::test::TempDir dir_;
   std::string path_;
   FakeMaintenance store_;
 };

@@ -9,6 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "TempDir.hpp"
 #include "TestCerts.hpp"
 #include "TestReceiver.hpp"
 
@@ -28,10 +29,7 @@ const TestCerts& certs() {
 class HttpClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("relay-delivery-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    certs().write_pem_files(dir_);
+    certs().write_pem_files(dir_.path());
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
   }
 
@@ -39,12 +37,11 @@ class HttpClientTest : public ::testing::Test {
     pool_.reset();
     work_.reset();
     for (auto& t : threads_) t.join();
-    std::filesystem::remove_all(dir_);
   }
 
   HttpClientPool& pool(ClientOptions options = {}) {
     if (!pool_) {
-      options.ca_file = (dir_ / "ca.pem").string();
+      options.ca_file = dir_.file("ca.pem").string();
       pool_ = std::make_unique<HttpClientPool>(io_, options);
     }
     return *pool_;
@@ -77,7 +74,7 @@ class HttpClientTest : public ::testing::Test {
     return o;
   }
 
-  std::filesystem::path dir_;
+  relay::test::TempDir dir_;
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};

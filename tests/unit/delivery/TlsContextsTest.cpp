@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "TempDir.hpp"
 #include "TestCerts.hpp"
 
 namespace relay::delivery {
@@ -18,9 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(TlsContexts, OneContextPerFileRebuiltWhenTheFileChanges) {
-  const auto dir =
-      fs::temp_directory_path() / ("relay-tls-" + std::to_string(std::random_device{}()));
-  fs::create_directories(dir);
+  const relay::test::TempDir tmp;
+  const auto& dir = tmp.path();
   const relay::test::TestCerts a;
   const relay::test::TestCerts b;
   const auto file = dir / "ca.pem";
@@ -51,7 +51,6 @@ TEST(TlsContexts, OneContextPerFileRebuiltWhenTheFileChanges) {
   error.clear();
   EXPECT_EQ(contexts.with_extra((dir / "empty.pem").string(), bad_gen, error), nullptr);
   EXPECT_NE(error.find("empty.pem"), std::string::npos) << error;
-  fs::remove_all(dir);
 }
 
 }  // namespace

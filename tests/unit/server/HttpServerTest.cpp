@@ -31,6 +31,7 @@
 
 #include "FakeStore.hpp"
 #include "RawHttpClient.hpp"
+#include "TempDir.hpp"
 #include "relay/store/Store.hpp"
 
 namespace relay::server {
@@ -458,19 +459,13 @@ TEST_F(HttpServerTokenTest, V1NeedsTheBearerToken) {
 class HttpServerTlsTest : public HttpServerTest {
  protected:
   void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() / ("relay-server-tls-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
         "-subj /CN=localhost -days 1 -keyout " +
-        (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " >/dev/null 2>&1";
+        dir_.file("key.pem").string() + " -out " + dir_.file("cert.pem").string() +
+        " >/dev/null 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
-    start("", (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
-  }
-  void TearDown() override {
-    HttpServerTest::TearDown();
-    std::filesystem::remove_all(dir_);
+    start("", dir_.file("cert.pem").string(), dir_.file("key.pem").string());
   }
 
   /// One HTTPS request with OpenSSL's client (certificate not verified: self-signed).
@@ -509,7 +504,7 @@ class HttpServerTlsTest : public HttpServerTest {
     return out;
   }
 
-  std::filesystem::path dir_;
+  relay::test::TempDir dir_;
 };
 
 TEST_F(HttpServerTlsTest, ServesIntakeOverTls) {

@@ -62,20 +62,7 @@ inline std::string sqlite_query(const fs::path& db, const std::string& sql) {
 class StoreBackend : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (pg()) {
-      dsn_ = relay::testing::fresh_database();
-    } else {
-      std::random_device rd;
-      dir_ = fs::temp_directory_path() /
-             ("relay-store-" + std::to_string(rd()) + std::to_string(rd()));
-      fs::create_directories(dir_);
-    }
-  }
-  void TearDown() override {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    }
+    if (pg()) dsn_ = relay::testing::fresh_database();
   }
   [[nodiscard]] bool pg() const { return GetParam() == "postgres"; }
 
@@ -92,7 +79,7 @@ class StoreBackend : public ::testing::TestWithParam<std::string> {
       return open_postgres_store(p);
     }
     StoreOptions s;
-    s.path = (dir_ / "r.db").string();
+    s.path = dir_.file("r.db").string();
     s.max_queued_writes = o.max_queued_writes;
     s.max_group = o.max_group;
     s.bulk_chunk = o.bulk_chunk;
@@ -101,7 +88,7 @@ class StoreBackend : public ::testing::TestWithParam<std::string> {
   }
   /// Rows as "a|b\nc|d" (NULL for SQL NULL), read outside the store.
   std::string query(const std::string& sql) {
-    return pg() ? relay::testing::pg_query(dsn_, sql) : sqlite_query(dir_ / "r.db", sql);
+    return pg() ? relay::testing::pg_query(dsn_, sql) : sqlite_query(dir_.file("r.db"), sql);
   }
   void exec(const std::string& sql) {
     const auto r = query(sql);
@@ -111,7 +98,7 @@ class StoreBackend : public ::testing::TestWithParam<std::string> {
   [[nodiscard]] std::string rowid() const { return pg() ? "seq" : "rowid"; }
 
   std::string dsn_;
-  fs::path dir_;
+  relay::test::TempDir dir_;  // SQLite only
 };
 
 }  // namespace relay::store::backend_test

@@ -10,6 +10,7 @@
 #include <future>
 #include <random>
 
+#include "TempDir.hpp"
 #include "relay/common/Ids.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
@@ -24,18 +25,11 @@ using namespace std::chrono_literals;
 class StatsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::random_device rd;
-    dir_ = fs::temp_directory_path() / ("relay-stats-" + std::to_string(rd()));
-    fs::create_directories(dir_);
     StoreOptions o;
-    o.path = (dir_ / "s.db").string();
+    o.path = dir_.file("s.db").string();
     store_ = open_sqlite_store(o);
   }
-  void TearDown() override {
-    store_->close();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void TearDown() override { store_->close(); }
 
   // One event with one delivery to `webhook`; returns the delivery id.
   std::string delivery(const std::string& webhook,
@@ -73,7 +67,7 @@ class StatsTest : public ::testing::Test {
 
   std::string plan(const std::string& sql) {
     sqlite3* h = nullptr;
-    sqlite3_open_v2((dir_ / "s.db").c_str(), &h, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_open_v2(dir_.file("s.db").c_str(), &h, SQLITE_OPEN_READONLY, nullptr);
     sqlite3_stmt* s = nullptr;
     std::string out;
     EXPECT_EQ(sqlite3_prepare_v2(h, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr),
@@ -88,7 +82,7 @@ class StatsTest : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
+  relay::test::TempDir dir_;
   std::unique_ptr<Store> store_;
 };
 

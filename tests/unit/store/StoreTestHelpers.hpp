@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "TempDir.hpp"
 #include "relay/common/Ids.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
@@ -21,26 +22,7 @@ namespace relay::store::testing_support {
 
 using common::TimePoint;
 
-/// A fresh folder under the system's temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("relay-store-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] std::filesystem::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using relay::test::TempDir;
 
 inline NewEvent event(const std::string& id, std::vector<NewDelivery> deliveries,
                       TimePoint at = common::now_ms()) {
