@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <random>
 
 #include "TempDir.hpp"
 #include "relay/config/ConfigLoader.hpp"

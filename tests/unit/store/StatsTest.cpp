@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <future>
-#include <random>
 
 #include "TempDir.hpp"
 #include "relay/common/Ids.hpp"

@@ -8,7 +8,6 @@
 #include <functional>
 #include <future>
 #include <map>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
