@@ -125,18 +125,29 @@ void WriterQueue::loop() {
     fast.clear();
     durable.clear();
     for (auto& r : group) (r.durable ? durable : fast).push_back(std::move(r));
+    // The setting is switched only when the kind of group changes: a drain (all fast) or an
+    // intake burst (all durable) runs without a PRAGMA per group.
     if (!fast.empty()) {
-      sqlite3_exec(conn_->get(), "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+      set_synchronous(false);
       process(fast, results);
-      sqlite3_exec(conn_->get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
     }
-    if (!durable.empty()) process(durable, results);
+    if (!durable.empty()) {
+      set_synchronous(true);
+      process(durable, results);
+    }
     group.clear();  // release captured state before sleeping
     fast.clear();
     durable.clear();
   }
   std::lock_guard lock(mutex_);
   running_ = false;
+}
+
+void WriterQueue::set_synchronous(bool full) {
+  if (synchronous_full_ == full) return;
+  sqlite3_exec(conn_->get(), full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+               nullptr, nullptr, nullptr);
+  synchronous_full_ = full;
 }
 
 void WriterQueue::process(std::vector<WriteRequest>& group, std::vector<WriteStatus>& results) {

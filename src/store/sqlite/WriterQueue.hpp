@@ -158,11 +158,13 @@ class WriterQueue {
   GroupRun run_group_once(std::vector<WriteRequest>& group, std::vector<WriteStatus>& results,
                           bool isolate);
   void reject(WriteStatus& result, const char* what);
+  void set_synchronous(bool full);
   void note_failure(const std::string& what);
 
   const StoreOptions options_;
   std::unique_ptr<Connection> conn_;
   WriteContext context_;                                // writer thread only
+  bool synchronous_full_ = true;                        // writer thread only (as migrated)
   std::unordered_map<std::string, Drops> group_drops_;  // writer thread only
 
   mutable std::mutex mutex_;
