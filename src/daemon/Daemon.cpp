@@ -178,10 +178,12 @@ int run_serve(const std::string& config_path) {
 
   delivery::ClientOptions client_options;
   client_options.ca_file = initial->delivery.ca_file;
-  // Every attempt a webhook may have in flight can go back to the pool: otherwise connections
-  // beyond the idle cap are closed after each answer and re-opened (TCP + TLS) for the next.
-  client_options.max_idle_per_origin =
-      static_cast<std::size_t>(std::max(16, initial->delivery.per_webhook_concurrency));
+  // Every attempt that may be in flight to one origin can go back to the pool: otherwise
+  // connections beyond the idle cap are closed after each answer and re-opened (TCP + TLS) for
+  // the next. Several webhooks can share an origin (a fan-out to one receiver), so the cap is
+  // the global limit, not the per-webhook one.
+  client_options.max_idle_per_origin = static_cast<std::size_t>(
+      std::max({16, initial->delivery.concurrency, initial->delivery.per_webhook_concurrency}));
   delivery::HttpClientPool client(io, client_options);
   dispatcher::Dispatcher dispatcher(io, *store, client, config_source);
   wake = [&dispatcher] { dispatcher.notify(); };

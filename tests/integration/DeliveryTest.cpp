@@ -358,6 +358,41 @@ TEST_F(DeliveryTest, SigkillWithRequestsInFlightLosesNoDelivery) {
   }
 }
 
+// Sixteen webhooks on one receiver (a fan-out to one origin) share its pooled connections: all
+// that the global limit lets be in flight at once must go back to the pool, not only
+// per_webhook_concurrency of them (the rest used to be closed after each answer and opened again).
+TEST_F(DeliveryTest, WebhooksSharingAnOriginReuseConnectionsUpToTheGlobalLimit) {
+  auto receiver = https_receiver();
+  Reply slow;  // long enough for each wave's 32 attempts to be in flight together
+  slow.delay = std::chrono::milliseconds(200);
+  receiver->set_default_reply(slow);
+  constexpr int kWebhooks = 16;
+  for (int i = 0; i < kWebhooks; ++i) {
+    add_webhook("fan" + std::to_string(i), receiver->url("/hook/" + std::to_string(i)));
+  }
+  cfg_.delivery_yaml =
+      "  concurrency: 32\n  per_webhook_concurrency: 2\n  timeout: 5s\n"
+      "  retry_schedule: [0s, 1s, 1s, 1s, 1s, 1s]\n  ca_file: " +
+      (dir_.path() / "ca.pem").string() + "\n  allow_private_networks: true\n";
+  start();
+  Db db(cfg_.db);
+  // Each wave: two events = 32 attempts at once; all answered and recorded (so every connection
+  // is back in the pool) before the next wave starts.
+  for (int wave = 1; wave <= 3; ++wave) {
+    post_event();
+    post_event();
+    const auto total = static_cast<std::size_t>(wave * 2 * kWebhooks);
+    ASSERT_TRUE(receiver->wait_for_requests(total, std::chrono::seconds(20))) << daemon_->log();
+    ASSERT_TRUE(wait_until([&] {
+      return db.value("SELECT count(*) FROM deliveries WHERE status = 'succeeded'") ==
+             std::to_string(total);
+    })) << daemon_->log();
+  }
+  // With the idle cap at per_webhook_concurrency (or the old floor of 16), each later wave
+  // would have opened 16 new connections: 64 in all.
+  EXPECT_LE(receiver->connections_accepted(), 32U);
+}
+
 TEST_F(DeliveryTest, DeliveryLogTellsTheStoryWhileTheDaemonRuns) {
   auto receiver = https_receiver();
   receiver->push_reply(Reply::with_status(503, "busy"));
