@@ -145,9 +145,11 @@ void WriterQueue::loop() {
 
 void WriterQueue::set_synchronous(bool full) {
   if (synchronous_full_ == full) return;
-  sqlite3_exec(conn_->get(), full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-               nullptr, nullptr, nullptr);
-  synchronous_full_ = full;
+  // Remembered only once set: a switch that failed is tried again before the next such group.
+  if (sqlite3_exec(conn_->get(), full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                   nullptr, nullptr, nullptr) == SQLITE_OK) {
+    synchronous_full_ = full;
+  }
 }
 
 void WriterQueue::process(std::vector<WriteRequest>& group, std::vector<WriteStatus>& results) {
