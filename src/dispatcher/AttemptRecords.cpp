@@ -45,11 +45,48 @@ void finish_record(store::AttemptRecord& r, const delivery::HttpResult& res,
   }
 }
 
-void log_outcome(const store::AttemptRecord& r, const std::string& webhook_id) {
+OutcomeLog::OutcomeLog(std::size_t delivered_per_second) : per_second_(delivered_per_second) {}
+
+OutcomeLog::~OutcomeLog() {
+  try {
+    flush();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a log line is not worth a crash at shutdown
+  }
+}
+
+bool OutcomeLog::may_log_delivered(common::TimePoint now) {
+  if (now - window_start_ >= std::chrono::seconds(1) || now < window_start_) {
+    flush();
+    window_start_ = now;
+    used_ = 0;
+  }
+  if (used_ < per_second_) {
+    ++used_;
+    return true;
+  }
+  if (held_ == 0) first_held_ = now;
+  last_held_ = now;
+  ++held_;
+  return false;
+}
+
+void OutcomeLog::flush() {
+  if (held_ == 0) return;
+  spdlog::info(
+      "delivered {} more deliveries from {} to {} without a line each (at most {} such lines "
+      "per second; the delivery log has every attempt)",
+      held_, common::format_rfc3339_ms(first_held_), common::format_rfc3339_ms(last_held_),
+      per_second_);
+  held_ = 0;
+}
+
+void OutcomeLog::log(const store::AttemptRecord& r, const std::string& webhook_id,
+                     common::TimePoint now) {
   // "HTTP <status>" when the receiver answered, else the error: the same text as before,
   // formatted in place (it was a string built per line, on every delivery).
   switch (r.outcome) {
     case store::AttemptOutcome::kSucceeded:
+      if (!may_log_delivered(now)) break;
       if (r.response_status) {
         spdlog::info(
             "delivered delivery={} webhook={} event={} attempt={} status=HTTP {} duration_ms={}",

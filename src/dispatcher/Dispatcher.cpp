@@ -108,6 +108,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   delivery::HttpSender& client;
   ConfigSource config;
   AttemptObserver observer;
+  OutcomeLog outcome_log;  // the attempts' log lines, "delivered" ones budgeted
 
   bool running = false;
   bool stopping = false;
@@ -463,7 +464,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     }
     if (st == store::WriteStatus::kOk) {
       count_outcome(record->outcome);
-      log_outcome(*record, webhook_id);  // AttemptRecords.cpp
+      outcome_log.log(*record, webhook_id);  // AttemptRecords.cpp
       // The claim that followed the response ran before this commit and could not see the
       // retry's due time: make sure the one timer covers it.
       // A retry of a webhook disabled meanwhile: its pause skipped this delivery (PauseRequest).
@@ -481,17 +482,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void count_outcome(store::AttemptOutcome outcome) {
-    switch (outcome) {
-      case store::AttemptOutcome::kSucceeded:
-        ++succeeded;
-        break;
-      case store::AttemptOutcome::kRetry:
-        ++retried;
-        break;
-      case store::AttemptOutcome::kFailed:
-        ++failed;
-        break;
-    }
+    auto& counter = outcome == store::AttemptOutcome::kSucceeded ? succeeded
+                    : outcome == store::AttemptOutcome::kRetry   ? retried
+                                                                 : failed;
+    ++counter;
   }
 
   void begin_shutdown(std::chrono::milliseconds grace, std::function<void(std::size_t)> done) {
@@ -513,6 +507,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
 
   void finish_shutdown() {
     grace_timer.cancel();
+    outcome_log.flush();  // the count of deliveries not logged one by one, if any
     if (auto done = std::exchange(shutdown_done, nullptr)) done(in_flight);
   }
 };
