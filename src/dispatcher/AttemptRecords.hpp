@@ -32,10 +32,10 @@ void finish_record(store::AttemptRecord& r, const delivery::HttpResult& res,
 /// Logs each attempt whose record committed. The "delivered" lines (info) are budgeted: at most
 /// `delivered_per_second` in any second; the ones beyond are counted and summed up in one line
 /// (with the time span they cover) at the first delivery of a later second, or at flush()
-/// (shutdown). Under systemd a line per delivery at 20,000 deliveries/s cost relayd and journald
+/// (shutdown). Under systemd a line per delivery at ~20,000 deliveries/s cost relayd and journald
 /// ~20 µs per delivery between them and a fifth of the drain rate, and journald's rate limit
-/// dropped most of the lines anyway (docs/operations.md, "Logs"); every attempt is in the
-/// delivery log. Retries (warn) and give-ups (error) are never held back. One strand only.
+/// dropped most of the lines anyway (docs/operations.md, "Logs"; bench/journal); every attempt
+/// is in the delivery log. Retries (warn) and give-ups (error) are never held back. One strand.
 class OutcomeLog {
  public:
   explicit OutcomeLog(std::size_t delivered_per_second = 100);
