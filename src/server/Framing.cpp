@@ -72,13 +72,22 @@ std::optional<std::string> transfer_encoding_error(
       "unsupported Transfer-Encoding (only \"chunked\" is accepted, RFC 9112 section 6.3)");
 }
 
+namespace {
+// The soft limit asked for when the hard one is unlimited (above fs.nr_open setrlimit fails).
+constexpr rlim_t kSoftLimitWithoutHard = 65536;
+}  // namespace
+
 std::size_t connections_fitting_fd_limit(std::size_t wanted, std::size_t reserve) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
   const rlim_t needed = static_cast<rlim_t>(wanted + reserve);
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+  // Up to the hard limit, not only to `needed`: the delivery pool keeps idle connections per
+  // origin, which the reserve does not count (thousands of origins kept warm would otherwise
+  // run into EMFILE). Nothing in relayd uses select(), so a high soft limit costs nothing.
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < limit.rlim_max) {
     rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max == RLIM_INFINITY ? needed : std::min(needed, limit.rlim_max);
+    raised.rlim_cur =
+        limit.rlim_max == RLIM_INFINITY ? std::max(needed, kSoftLimitWithoutHard) : limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
   if (limit.rlim_cur == RLIM_INFINITY) return std::numeric_limits<std::size_t>::max();

@@ -22,8 +22,8 @@ void split_target(std::string_view target, Request& request);
     std::optional<std::string_view> transfer_encoding);
 
 /// How many client connections the open-file limit leaves room for: raises the soft
-/// RLIMIT_NOFILE towards the hard one when `wanted` + `reserve` (descriptors for the database,
-/// outbound deliveries, logs) do not fit, then returns soft limit − reserve (at least 1). The
+/// RLIMIT_NOFILE to the hard one, then returns soft limit − `reserve` (descriptors for the
+/// database, outbound deliveries, logs), at least 1; `wanted` is what the caller hopes for. The
 /// listener never takes more, so accept() cannot fail with "Too many open files" and starve
 /// the rest of the process.
 [[nodiscard]] std::size_t connections_fitting_fd_limit(std::size_t wanted, std::size_t reserve);

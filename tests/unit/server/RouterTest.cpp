@@ -2,6 +2,7 @@
 #include "Router.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 namespace relay::server {
 namespace {
@@ -90,6 +91,24 @@ TEST(Router, FdLimitLeavesRoomForTheReserve) {
   const auto cap = connections_fitting_fd_limit(100, 64);
   EXPECT_GE(cap, 100U);  // the test process's limit (or its hard limit) fits 164 descriptors
   EXPECT_EQ(connections_fitting_fd_limit(1, std::numeric_limits<std::size_t>::max() / 2), 1U);
+}
+
+// The soft limit goes all the way to the hard one, not just to what the listener needs: idle
+// delivery connections to many origins are not in the reserve.
+TEST(Router, FdLimitRaisesTheSoftLimitToTheHardOne) {
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_NE(before.rlim_max, RLIM_INFINITY) << "this test needs a finite hard limit";
+  ASSERT_GT(before.rlim_max, 512U) << "this test needs a hard limit above 512";
+  rlimit lowered = before;
+  lowered.rlim_cur = 256;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  const auto cap = connections_fitting_fd_limit(100, 64);
+  rlimit after{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &after), 0);
+  EXPECT_EQ(after.rlim_cur, before.rlim_max);
+  EXPECT_EQ(cap, static_cast<std::size_t>(before.rlim_max) - 64);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &before), 0);
 }
 
 }  // namespace
