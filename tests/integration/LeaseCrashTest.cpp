@@ -111,6 +111,11 @@ TEST_F(LeaseCrashTest, SigkillMidDrainLosesNothingAndNeverSendsOneDeliveryTwiceA
   // Kill mid-drain: some delivered and recorded, some in flight, most still due.
   ASSERT_TRUE(receiver_->wait_for_requests(kEvents / 4, std::chrono::seconds(60)));
   daemon_->kill_hard();
+  // What the first life wrote just before the kill may still sit in the receiver's sockets:
+  // once its connections are all closed, every request they carried has been read (else those
+  // would be counted as the second life's and, sent again by it, seen twice there).
+  ASSERT_TRUE(wait_until([&] { return receiver_->open_connections() == 0; }))
+      << receiver_->open_connections() << " connections of the killed daemon still open";
   const auto first_life = receiver_->requests();
   const auto recorded = count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'");
   EXPECT_LT(recorded, kEvents) << "the kill came after the drain: nothing was tested";
