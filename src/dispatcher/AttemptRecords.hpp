@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "relay/common/Time.hpp"
-
 #include "relay/delivery/HttpClient.hpp"
 #include "relay/delivery/RequestBuilder.hpp"
 #include "relay/delivery/RetryPolicy.hpp"
