@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test-system and bench/journal: a Debian root booted with systemd as PID 1
 # (systemd-nspawn -b, private network) and commands run inside it. The caller defines
 # fail MESSAGE (exits) and calls container_stop from its EXIT trap.
@@ -11,13 +12,19 @@ container_boot() {
   systemd-nspawn -q -b -D "$root" --register=no --keep-unit --private-network \
     --machine="$machine" >"$console" 2>&1 </dev/null &
   nspawn_pid=$!
+  # nspawn's first child is a short-lived helper that forks the container's PID 1 and exits
+  # (nspawn, a subreaper, then adopts it): wait for the child that runs systemd. Taking the
+  # helper made nsenter fail once in CI ("stat of /proc/N/ns/user failed").
   for _ in $(seq 1 100); do
     kill -0 "$nspawn_pid" 2>/dev/null || fail "systemd-nspawn exited during boot: $(sed 's/\x1b\[[0-9;]*m//g' "$console" | tail -5)"
-    init_pid=$(pgrep -P "$nspawn_pid" | head -1 || true)
+    init_pid=
+    for child in $(pgrep -P "$nspawn_pid" || true); do
+      [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ] && init_pid=$child
+    done
     [ -n "$init_pid" ] && break
     sleep 0.1
   done
-  [ -n "$init_pid" ] || fail "no init process under systemd-nspawn"
+  [ -n "$init_pid" ] || fail "no systemd process under systemd-nspawn within 10 s"
   # systemctl needs PID 1's private bus socket, which exists a moment after the container starts.
   for _ in $(seq 1 120); do
     kill -0 "$nspawn_pid" 2>/dev/null || fail "systemd-nspawn exited during boot"
