@@ -24,8 +24,8 @@
 //   succeeded, failed, cancelled, dropped   final (redeliver can make them pending again).
 //
 // WHAT THIS FILE KEEPS (all on `strand`, except on_response):
-//   ready        claimed deliveries waiting for a free slot (claiming kPrefetch × the limits
-//                ahead overlaps the claim's commit with attempts under way).
+//   ready        claimed deliveries waiting for a free slot (claimed ahead so that the slots stay
+//                busy while the next claim waits for the writer: ReadyQueue.hpp).
 //   in_flight    HTTP attempts under way; bounded by delivery.concurrency and, per webhook, by
 //                per_webhook_concurrency (inflight_per_webhook). busy_per_webhook counts
 //                in flight + ready, and bounds what the next claim asks for.
@@ -55,7 +55,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -64,6 +63,7 @@
 #include <vector>
 
 #include "AttemptRecords.hpp"
+#include "ReadyQueue.hpp"
 #include "relay/common/Ascii.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
@@ -86,8 +86,6 @@ namespace {
 constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
 // Due work no claim could take (e.g. its webhook left the config) is retried at this pace.
 constexpr std::chrono::milliseconds kIdleRecheck{1000};
-// Deliveries claimed ahead, as a multiple of the concurrency limits (see `ready`).
-constexpr std::size_t kPrefetch = 2;
 
 }  // namespace
 
@@ -118,10 +116,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   std::size_t unrecorded = 0;  // finished attempts whose record is not committed yet
   std::unordered_map<std::string, int> busy_per_webhook;      // in flight + ready
   std::unordered_map<std::string, int> inflight_per_webhook;  // in flight only
-  // Claimed and waiting for a free slot, per webhook. Claiming ahead (kPrefetch × the limits)
-  // overlaps the claim's commit with the attempts under way instead of idling through it.
-  std::unordered_map<std::string, std::deque<store::DueDelivery>> ready;
-  std::size_t ready_count = 0;
+  // Claimed and waiting for a free slot, per webhook; how far ahead: ReadyQueue.hpp.
+  ReadyQueue ready;
   std::function<void(std::size_t)> shutdown_done;
 
   std::atomic<std::uint64_t> succeeded{0};
@@ -160,10 +156,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     const auto cfg = config();
-    const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
-    const std::size_t busy = in_flight + ready_count;
-    if (busy >= concurrency * kPrefetch) return;
-    const int global_free = static_cast<int>(concurrency * kPrefetch - busy);
+    const int busy = static_cast<int>(in_flight + ready.count());
+    if (busy >= cfg->delivery.concurrency * kPrefetch) return;
     std::vector<std::pair<std::string, int>> limits;
     const auto& cb = cfg->delivery.circuit_breaker;
     const auto now = common::now_ms();
@@ -182,10 +176,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
         }
         continue;
       }
-      const int free = std::min(
-          cfg->delivery.per_webhook_concurrency * static_cast<int>(kPrefetch) - used, global_free);
-      if (free > 0) limits.emplace_back(wh.id, free);
+      const int n = claim_wanted(cfg->delivery.per_webhook_concurrency, cfg->delivery.concurrency,
+                                 used, busy);
+      if (n > 0) limits.emplace_back(wh.id, n);
     }
+    fit_claims(limits, ready.claim_budget());
     if (limits.empty()) return;
     claiming = true;
     dirty = false;
@@ -207,12 +202,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     const bool got_work = !result.claimed.empty();
-    for (auto& d : result.claimed) {
-      ++busy_per_webhook[d.webhook_id];
-      ++ready_count;
-      auto& queue = ready[d.webhook_id];
-      queue.push_back(std::move(d));
-    }
+    for (const auto& d : result.claimed) ++busy_per_webhook[d.webhook_id];
+    ready.add(std::move(result.claimed));
     start_ready();
     const auto now = common::now_ms();
     if (result.next_due) {
@@ -240,11 +231,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void start_ready() {
-    if (ready_count == 0 || stopping) return;
+    if (ready.count() == 0 || stopping) return;
     const auto cfg = config();
     const auto concurrency = static_cast<std::size_t>(cfg->delivery.concurrency);
     const auto& cb = cfg->delivery.circuit_breaker;
-    for (auto it = ready.begin(); it != ready.end() && in_flight < concurrency;) {
+    auto& queues = ready.by_webhook();
+    for (auto it = queues.begin(); it != queues.end() && in_flight < concurrency;) {
       auto& queue = it->second;
       int& running_here = inflight_per_webhook[it->first];
       if (const auto h = health.find(it->first);
@@ -252,24 +244,19 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
         // The oldest claimed one is the probe, when one may go now.
         auto& b = h->second.breaker;
         if (running_here == 0 && b.may_probe(common::now_ms(), cb)) {
-          auto d = std::move(queue.front());
-          queue.pop_front();
-          --ready_count;
+          auto d = ready.pop(queue);
           b.probe_started(d.delivery_id);
           spdlog::info("circuit probe webhook={} delivery={}", it->first, d.delivery_id);
           start_attempt(cfg, std::move(d));
         }
-        it = queue.empty() ? ready.erase(it) : std::next(it);
+        it = queue.empty() ? queues.erase(it) : std::next(it);
         continue;
       }
       while (!queue.empty() && in_flight < concurrency &&
              running_here < cfg->delivery.per_webhook_concurrency) {
-        auto d = std::move(queue.front());
-        queue.pop_front();
-        --ready_count;
-        start_attempt(cfg, std::move(d));
+        start_attempt(cfg, ready.pop(queue));
       }
-      it = queue.empty() ? ready.erase(it) : std::next(it);
+      it = queue.empty() ? queues.erase(it) : std::next(it);
     }
   }
 
@@ -394,15 +381,9 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
 
   // Claimed deliveries of a webhook whose circuit just opened: back to pending, uncounted.
   void release_ready(const std::string& webhook_id) {
-    const auto it = ready.find(webhook_id);
-    if (it == ready.end()) return;
-    std::vector<store::DueDelivery> back(std::make_move_iterator(it->second.begin()),
-                                         std::make_move_iterator(it->second.end()));
-    ready.erase(it);
-    for (std::size_t i = 0; i < back.size(); ++i) {
-      --ready_count;
-      release(webhook_id);
-    }
+    auto back = ready.take(webhook_id);
+    if (back.empty()) return;
+    for (std::size_t i = 0; i < back.size(); ++i) release(webhook_id);
     store.release_claimed(std::move(back), [webhook_id](store::WriteStatus st) {
       if (st != store::WriteStatus::kOk) {
         // They stay `delivering` until the next start makes them due again.
@@ -494,7 +475,6 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     shutdown_done = std::move(done);
     // Claimed but not started: left `delivering`, recovered (due now) at the next start.
     ready.clear();
-    ready_count = 0;
     if (in_flight == 0 && unrecorded == 0) {
       finish_shutdown();
       return;
