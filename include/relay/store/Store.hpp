@@ -30,6 +30,11 @@ struct StoreOptions {
   std::size_t max_queued_writes = 65536;
   /// Upper bound on requests folded into one transaction.
   std::size_t max_group = 4096;
+  /// Attempt records wait up to record_gather (or until record_group are queued) for others to
+  /// share their commit: fewer, larger commits rewrite the same hot pages less often. Only
+  /// their leases wait; claims, intake and the API never do (0: no wait).
+  std::chrono::microseconds record_gather{1000};
+  std::size_t record_group = 64;
   /// Rows changed per write request when a webhook is paused or resumed (bulk status changes
   /// are split so that intake and delivery writes interleave with them).
   std::size_t bulk_chunk = 5000;

@@ -23,6 +23,7 @@ void SqliteStore::claim_due(TimePoint now, std::vector<std::pair<std::string, in
   // every later request of the group sees it, and given back in `complete` if the group did
   // not commit (the dispatcher then never learns of the claim).
   req.durable = false;
+  req.read_only = true;
   req.apply = [this, now, limits = std::move(limits), result](sqlite::WriteContext& ctx) {
     auto& c = ctx.conn();
     for (const auto& d : result->claimed) leases_.remove(d.rowid, d.delivery_id);  // a re-run
@@ -83,6 +84,7 @@ void SqliteStore::record_attempt_shared(std::shared_ptr<const AttemptRecord> sha
   // and their deliveries are then simply due again (at-least-once). The next intake commit's
   // fsync covers them.
   req.durable = false;
+  req.may_wait = true;
   // The leased row's rowid, once `apply` knows it (the claim's, or found through the id).
   auto leased_rowid = std::make_shared<std::int64_t>(0);
   const auto delivery_id = shared->delivery_id;

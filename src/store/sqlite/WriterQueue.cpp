@@ -77,9 +77,13 @@ bool WriterQueue::enqueue(WriteRequest req) {
         if (queued_intake_ >= options_.max_queued_writes) return false;
         ++queued_intake_;
       }
+      const bool urgent = !req.may_wait;
+      if (urgent) ++queued_urgent_;
       queue_.push_back(std::move(req));
+      // While the writer gathers records, only something urgent or a full group wakes it.
+      const bool wake = !gathering_ || urgent || queue_.size() >= options_.record_group;
       lock.unlock();
-      cv_.notify_one();
+      if (wake) cv_.notify_one();
       return true;
     }
   }
@@ -96,16 +100,28 @@ void WriterQueue::loop() {
   std::vector<WriteRequest> group;
   std::vector<WriteRequest> fast;
   std::vector<WriteRequest> durable;
+  std::vector<WriteRequest> reads;
   std::vector<WriteStatus> results;
   while (true) {
     {
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [this] { return closed_ || !queue_.empty(); });
       if (queue_.empty()) break;  // closed and drained
+      // Only attempt records queued: give others a moment to join their commit
+      // (StoreOptions::record_gather).
+      if (queued_urgent_ == 0 && !closed_ && queue_.size() < options_.record_group &&
+          options_.record_gather.count() > 0) {
+        gathering_ = true;
+        cv_.wait_for(lock, options_.record_gather, [this] {
+          return closed_ || queued_urgent_ > 0 || queue_.size() >= options_.record_group;
+        });
+        gathering_ = false;
+      }
       const auto n = std::min(queue_.size(), std::max<std::size_t>(options_.max_group, 1));
       group.clear();
       for (std::size_t i = 0; i < n; ++i) {
         if (queue_.front().counts_against_limit) --queued_intake_;
+        if (!queue_.front().may_wait) --queued_urgent_;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -124,7 +140,14 @@ void WriterQueue::loop() {
     // durable: their answer says "on disk".
     fast.clear();
     durable.clear();
-    for (auto& r : group) (r.durable ? durable : fast).push_back(std::move(r));
+    reads.clear();
+    // Claims first, in a transaction of their own: they write nothing, and the dispatcher's
+    // slots wait for them, not for the records' commit. Running them ahead of the writes queued
+    // before them is as if they had been queued first.
+    for (auto& r : group) {
+      (r.read_only ? reads : r.durable ? durable : fast).push_back(std::move(r));
+    }
+    if (!reads.empty()) process(reads, results);
     // The setting is switched only when the kind of group changes: a drain (all fast) or an
     // intake burst (all durable) runs without a PRAGMA per group.
     if (!fast.empty()) {
@@ -138,6 +161,7 @@ void WriterQueue::loop() {
     group.clear();  // release captured state before sleeping
     fast.clear();
     durable.clear();
+    reads.clear();
   }
   std::lock_guard lock(mutex_);
   running_ = false;

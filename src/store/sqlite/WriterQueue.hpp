@@ -5,14 +5,18 @@
 // Requests (WriteRequest) come from any thread; the writer takes all that are queued (up to
 // max_group) and runs them in ONE transaction, then commits with one fsync and only then
 // calls their `complete` callbacks, in submission order. That is group commit: one fsync for
-// thousands of rows (the difference between ~3,500 and ~60,000 durable events/s).
+// thousands of rows (the difference between ~3,500 and ~60,000 durable events/s). When only
+// attempt records are queued, the writer first waits up to StoreOptions::record_gather for
+// more (anything else queued ends the wait).
 //
-//   queue ──take ≤ max_group──▶ split: dispatcher's (fast) │ everything else (durable)
-//                                        │                     │
-//        BEGIN IMMEDIATE; apply each; COMMIT       (same, synchronous=FULL)
-//        (synchronous=NORMAL: claims, attempt records and releases need not survive a power
-//        cut: a lost record only makes its delivery due again; the next FULL commit's fsync
-//        covers them, WAL frames being written in order)
+//   queue ──take ≤ max_group──▶ split: claims │ dispatcher's (fast) │ everything else (durable)
+//                                        │            │                     │
+//        claims first, in a transaction of their own (they write nothing, and the dispatcher's
+//        slots wait for them); then the fast ones and the durable ones, each kind in one
+//        BEGIN IMMEDIATE; apply each; COMMIT  (fast: synchronous=NORMAL; durable: FULL)
+//        (claims, attempt records and releases need not survive a power cut: a lost record
+//        only makes its delivery due again; the next FULL commit's fsync covers them, WAL
+//        frames being written in order)
 //                                        │
 //                          callbacks, in order ──▶ next group
 //
@@ -130,6 +134,12 @@ struct WriteRequest {
   // false: losing this write in a power cut is harmless (a claim, an attempt record: the
   // delivery simply is due again), so it may commit without waiting for an fsync.
   bool durable = true;
+  // true: may wait up to StoreOptions::record_gather for others to share its commit (an attempt
+  // record: only its lease waits). What someone waits on (a claim, intake, the API) never does.
+  bool may_wait = false;
+  // true: writes nothing (a claim). Runs ahead of the writes queued before it, in a transaction
+  // of its own, so that its answer does not wait for their commit.
+  bool read_only = false;
 };
 
 /// The writer thread and its queue (see the note at the top of this file). Thread-safe.
@@ -171,6 +181,8 @@ class WriterQueue {
   std::condition_variable cv_;
   std::deque<WriteRequest> queue_;                      // guarded by mutex_
   std::size_t queued_intake_ = 0;                       // guarded by mutex_
+  std::size_t queued_urgent_ = 0;                       // guarded by mutex_ (!may_wait)
+  bool gathering_ = false;                              // guarded by mutex_ (records wait)
   bool closed_ = false;                                 // guarded by mutex_
   bool running_ = false;                                // guarded by mutex_
   bool last_commit_ok_ = true;                          // guarded by mutex_
