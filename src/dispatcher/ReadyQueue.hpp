@@ -9,7 +9,7 @@
 //   - in batches of at least one per-webhook limit: a claim for the one slot that just freed
 //     would hold back every slot freed while it waits (the drain then ran in bursts, the slots
 //     empty a third of the time; docs/performance.md, "Issue 20, round 7");
-//   - at most kReadyBytes of payloads waiting (estimated from the largest payloads claimed
+//   - at most kReadyBytes (8 MiB) of payloads waiting (estimated from the largest payloads claimed
 //     lately), shared fairly among the webhooks, so that prefetching large events or many
 //     webhooks does not multiply the memory.
 
@@ -25,7 +25,7 @@
 namespace relay::dispatcher {
 
 inline constexpr int kPrefetch = 4;
-inline constexpr std::size_t kReadyBytes = std::size_t{16} << 20;
+inline constexpr std::size_t kReadyBytes = std::size_t{8} << 20;
 
 /// How many deliveries of one webhook the next claim asks for (0: not now). `limit` is its
 /// per_webhook_concurrency, `concurrency` delivery.concurrency, `used` the webhook's deliveries
@@ -60,8 +60,9 @@ class ReadyQueue {
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
   // The largest payload of the last claims, halved at each claim that had none as large: a
-  // cautious start (no claim seen yet) and a quick return to small events.
-  std::size_t payload_estimate_ = std::size_t{64} << 10;
+  // cautious start (before any claim: as large as the default server.max_body_bytes, so the
+  // first claim of large events cannot overshoot) and a quick return to small events.
+  std::size_t payload_estimate_ = std::size_t{1} << 20;
 };
 
 }  // namespace relay::dispatcher
