@@ -81,7 +81,7 @@ TEST(StoreOpen, FreshFileGetsSchemaVersionAndWal) {
                   "WHERE type IN ('table','view') ORDER BY name)"),
             "api_webhooks,attempts,deliveries,delivery_log,events,webhook_state");
   EXPECT_NE(query(db, "SELECT sql FROM sqlite_master WHERE name='deliveries_due'")
-                .find("status, next_attempt_at"),
+                .find("(next_attempt_at) WHERE status = 'pending'"),
             std::string::npos);
 }
 
@@ -172,6 +172,57 @@ TEST(StoreOpen, AVersion1FileIsMigratedInPlaceWithItsRowsAndRules) {
   auto c = claim(*s, {{"crm", 5}}, common::parse_rfc3339("2026-01-02T00:00:00Z").value());
   ASSERT_EQ(c.claimed.size(), 1U);
   EXPECT_EQ(c.claimed[0].delivery_id, "dlv_p");
+}
+
+// Schema v8: the due index holds pending deliveries only (a success deletes its entry instead
+// of moving it), and the `delivering` rows an older binary or a test send left behind are found
+// at start through an index of their own, not by reading the whole table.
+TEST(StoreOpen, AtV8TheDueIndexHoldsThePendingOnesAndInterruptedOnesAreStillFound) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  make_v1_file(db);
+  exec(db,
+       "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
+       "next_attempt_at, created_at, updated_at) VALUES "
+       "('dlv_d', 'evt_1', 'crm', 'delivering', 1, NULL, '2026-01-01T00:00:00.000Z', "
+       "'2026-01-01T00:00:02.000Z'),"
+       "('dlv_q', 'evt_1', 'erp', 'pending', 2, '2026-01-01T00:05:00.000Z', "
+       "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:03.000Z')");
+  auto s = open(db);
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(query(db,
+                  "SELECT id FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending' "
+                  "ORDER BY next_attempt_at"),
+            "dlv_p\ndlv_q");
+  const auto recover = query(
+      db,
+      "EXPLAIN QUERY PLAN UPDATE deliveries SET status = 'pending' WHERE status = 'delivering'");
+  EXPECT_NE(recover.find("deliveries_delivering"), std::string::npos) << recover;
+  EXPECT_EQ(recover.find("SCAN"), std::string::npos) << recover;
+
+  EXPECT_EQ(s->recover_interrupted(common::parse_rfc3339("2026-01-02T00:00:00Z").value()), 1U);
+  EXPECT_EQ(query(db, "SELECT status, next_attempt_at FROM deliveries WHERE id = 'dlv_d'"),
+            "pending|2026-01-02T00:00:00.000Z");
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM deliveries INDEXED BY deliveries_delivering "
+                  "WHERE status = 'delivering'"),
+            "0");
+  // Claims and the next due time read it as before: the oldest due first, the rest later.
+  auto c =
+      claim(*s, {{"crm", 5}, {"erp", 5}}, common::parse_rfc3339("2026-01-01T00:01:00Z").value());
+  ASSERT_EQ(c.claimed.size(), 1U);
+  EXPECT_EQ(c.claimed[0].delivery_id, "dlv_p");
+  ASSERT_TRUE(c.next_due.has_value());
+  EXPECT_EQ(common::format_rfc3339_ms(*c.next_due), "2026-01-01T00:05:00.000Z");
+  // A success leaves the due index; the finished-rows index takes it.
+  auto r = attempt_of(c.claimed[0], AttemptOutcome::kSucceeded,
+                      common::parse_rfc3339("2026-01-01T00:01:01Z").value());
+  ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db,
+                  "SELECT id FROM deliveries INDEXED BY deliveries_due WHERE status = "
+                  "'pending' ORDER BY next_attempt_at"),
+            "dlv_q\ndlv_d");
 }
 
 // Schema v7 gives every stored attempt its delivery's webhook, in place, and the console's
