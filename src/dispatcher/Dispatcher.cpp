@@ -55,6 +55,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -65,6 +66,7 @@
 #include "AttemptRecords.hpp"
 #include "ReadyQueue.hpp"
 #include "relay/common/Ascii.hpp"
+#include "relay/common/HandOffBatch.hpp"
 #include "relay/common/Redaction.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/config/ConfigLoader.hpp"
@@ -87,6 +89,14 @@ constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
 // Due work no claim could take (e.g. its webhook left the config) is retried at this pace.
 constexpr std::chrono::milliseconds kIdleRecheck{1000};
 
+using Strand = net::strand<net::io_context::executor_type>;
+
+void post_to_strand(void* strand, std::vector<std::function<void()>> calls) {
+  net::post(*static_cast<Strand*>(strand), [calls = std::move(calls)] {
+    for (const auto& call : calls) call();
+  });
+}
+
 }  // namespace
 
 struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
@@ -98,7 +108,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
         client(c),
         config(std::move(cfg)) {}
 
-  net::strand<net::io_context::executor_type> strand;
+  Strand strand;
   net::steady_timer timer;
   net::steady_timer grace_timer;
   std::optional<TimePoint> timer_deadline;
@@ -398,9 +408,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Impl> {
     store.record_attempt_shared(
         record, [self = shared_from_this(), record, bare,
                  webhook_id = std::move(webhook_id)](store::WriteStatus st) {
-          net::post(self->strand, [self, st, record, webhook_id, bare]() mutable {
+          std::function<void()> call = [self, st, record, webhook_id, bare]() mutable {
             self->on_recorded(st, std::move(record), std::move(webhook_id), bare);
-          });
+          };
+          // A group commit's records reach the strand in one post (common::HandOffBatch).
+          if (!common::HandOffBatch::add(&self->strand, &post_to_strand, call)) {
+            net::post(self->strand, std::move(call));
+          }
         });
   }
 
