@@ -36,7 +36,8 @@ struct StoreOptions {
   std::chrono::microseconds record_gather{1000};
   std::size_t record_group = 64;
   /// Rows changed per write request when a webhook is paused or resumed (bulk status changes
-  /// are split so that intake and delivery writes interleave with them).
+  /// are split so that intake and delivery writes interleave with them). SQLite caps pause and
+  /// resume chunks at 500 (WebhookWrites.cpp says why).
   std::size_t bulk_chunk = 5000;
   /// `PRAGMA quick_check` at open reads the whole file, so it runs only when the file is at
   /// most this size (0: never). Larger files get the cheap checks only (header, application
@@ -286,15 +287,15 @@ class MaintenanceStore {
   /// call it from a callback). Throws StoreError when the write fails; 0 after close().
   virtual std::size_t recover_interrupted(common::TimePoint now) = 0;
 
-  /// Webhook disabled (paused=true): its pending deliveries become paused, capped at
-  /// `max_queued` (the oldest beyond it become dropped). Enabled (paused=false): its paused
-  /// deliveries become pending, due now, oldest first (insertion order). "now" is the wall
-  /// clock at the call. Done in chunks of `StoreOptions::bulk_chunk` rows,
-  /// each its own commit; `done` runs once, after the last. `resumed_some` (may be empty) runs
-  /// after each committed chunk that made deliveries pending: they are due from then on, so the
-  /// dispatcher can start on them while the rest of a large backlog is resumed. A later call
-  /// for the same webhook supersedes this one: its remaining chunks are skipped and `done`
-  /// reports kOk (the later call decides the outcome). A call that fails supersedes nothing.
+  /// Webhook disabled (paused=true): its pending deliveries become paused, capped at `max_queued`
+  /// (the oldest beyond it become dropped). Enabled (paused=false): its paused deliveries become
+  /// pending, due now, oldest first (insertion order). "now" is the wall clock at the call. Done in
+  /// chunks of at most `StoreOptions::bulk_chunk` rows, each its own commit (SQLite: without an
+  /// fsync of its own, being redone at start); `done` runs once, after the last. `resumed_some`
+  /// (may be empty) runs after each committed chunk that made deliveries pending: they are due from
+  /// then on, so the dispatcher can start on them while the rest of a large backlog is resumed. A
+  /// later call for the same webhook supersedes this one: its remaining chunks are skipped and
+  /// `done` reports kOk (the later call decides the outcome). A call that fails supersedes nothing.
   virtual void set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
                                   WriteCallback done, std::function<void()> resumed_some) = 0;
 

@@ -16,7 +16,13 @@ using common::TimePoint;
 using sqlite::StatementScope;
 
 namespace {
-constexpr std::int64_t kFirstResumeChunk = 500;
+// Rows per pause or resume chunk, whatever bulk_chunk says. A chunk holds the writer: 5,000
+// resumed rows (each rewrites four index entries) took ~20 ms, longer than the ~7 ms of work
+// the dispatcher keeps claimed ahead at 35k deliveries/s, so a backlog being resumed drained
+// in stops and starts (bench phase 3: +8-11% deliveries/s at 500, docs/performance.md). The
+// first chunk of a resume is this small for a reason of its own: the dispatcher starts once
+// it commits (bench phase 8: two backlogs enabled by one reload).
+constexpr std::int64_t kStatusChunk = 500;
 }  // namespace
 
 void SqliteStore::set_webhook_paused(std::string webhook_id, bool paused, std::size_t max_queued,
@@ -37,6 +43,10 @@ void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::siz
   auto resumed = std::make_shared<bool>(false);
   auto gen = std::make_shared<std::uint64_t>(generation.value_or(0));
   WriteRequest req;
+  // Without an fsync of its own: the rows' status follows from durable facts (the config,
+  // webhook_state's disables, api_webhooks), and every start re-applies it (Reconcile.cpp),
+  // so a power cut that loses the last chunks loses nothing that is not done again.
+  req.durable = false;
   req.apply = [this, webhook_id, paused, max_queued, now, generation, more, gen,
                resumed](sqlite::WriteContext& ctx) {
     auto& c = ctx.conn();
@@ -49,11 +59,8 @@ void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::siz
                !g.contains(webhook_id) || g.at(webhook_id) != *generation) {
       return;  // superseded by a later call that committed
     }
-    auto chunk = static_cast<std::int64_t>(std::max<std::size_t>(options_.bulk_chunk, 1));
-    // A resume's first chunk is small: the dispatcher starts once it commits, and a full chunk
-    // of another webhook resumed by the same reload ahead of it delayed that by tens of ms
-    // (bench phase 8: two backlogs enabled at once).
-    if (!paused && !generation) chunk = std::min<std::int64_t>(chunk, kFirstResumeChunk);
+    const auto chunk = static_cast<std::int64_t>(
+        std::clamp<std::size_t>(options_.bulk_chunk, 1, static_cast<std::size_t>(kStatusChunk)));
     if (paused) {
       // Not the ones in flight (leased, Leases.hpp): their attempt's record decides them.
       auto& s = c.cached(

@@ -14,9 +14,10 @@
 //        claims first, in a transaction of their own (they write nothing, and the dispatcher's
 //        slots wait for them); then the fast ones and the durable ones, each kind in one
 //        BEGIN IMMEDIATE; apply each; COMMIT  (fast: synchronous=NORMAL; durable: FULL)
-//        (claims, attempt records and releases need not survive a power cut: a lost record
-//        only makes its delivery due again; the next FULL commit's fsync covers them, WAL
-//        frames being written in order)
+//        (claims, attempt records, releases and pause/resume chunks need not survive a power
+//        cut: a lost record only makes its delivery due again, a lost chunk is re-applied at
+//        the next start; the next FULL commit's fsync covers them, WAL frames being written in
+//        order)
 //                                        │
 //                          callbacks, in order ──▶ next group
 //
@@ -132,7 +133,8 @@ struct WriteRequest {
   std::function<void(WriteStatus)> complete;
   bool counts_against_limit = false;  // intake: refused beyond max_queued_writes
   // false: losing this write in a power cut is harmless (a claim, an attempt record: the
-  // delivery simply is due again), so it may commit without waiting for an fsync.
+  // delivery simply is due again; a pause/resume chunk: redone at start), so it may commit
+  // without waiting for an fsync.
   bool durable = true;
   // true: may wait up to StoreOptions::record_gather for others to share its commit (an attempt
   // record: only its lease waits). What someone waits on (a claim, intake, the API) never does.

@@ -78,6 +78,15 @@ TEST_P(StoreBackend, StoreWebhooks_PausedCapHoldsWithinOneBatch) {
 TEST_P(StoreBackend, StoreWebhooks_ResumeAndPauseRunInChunksThatOtherWritesInterleaveWith) {
   Opts o;
   o.bulk_chunk = 10;
+  // Armed below: the writer holds the group it has taken (the first chunk) until the intake is
+  // queued too, so that the intake meets the chunks however the threads are scheduled (chunks
+  // commit without an fsync: four of them can be done before an unlucky test thread queues it).
+  std::atomic<bool> hold{false};
+  std::promise<void> intake_queued;
+  auto queued = intake_queued.get_future().share();
+  o.before_group_for_testing = [&] {
+    if (hold.exchange(false)) queued.wait();
+  };
   auto s = open(o);
   std::vector<std::string> ids;
   for (int i = 0; i < 35; ++i) {
@@ -92,6 +101,7 @@ TEST_P(StoreBackend, StoreWebhooks_ResumeAndPauseRunInChunksThatOtherWritesInter
   std::atomic<int> progress{0};
   std::atomic<int> progress_after_done{0};
   std::atomic<bool> done_ran{false};
+  hold = true;
   s->set_webhook_paused(
       "crm", false, 1000,
       [&](WriteStatus st) {
@@ -105,6 +115,7 @@ TEST_P(StoreBackend, StoreWebhooks_ResumeAndPauseRunInChunksThatOtherWritesInter
   s->submit_events(
       {event("evt_new", {pending("billing")})},
       [&](WriteStatus, std::vector<EventReceipt>) { intake_commit.set_value(s->stats().commits); });
+  intake_queued.set_value();
   EXPECT_EQ(resumed.get_future().get(), WriteStatus::kOk);
   const auto commits_after = s->stats().commits;
   EXPECT_GE(commits_after - commits_before, 4U);  // chunks of 10+10+10+5 (the intake may share one)

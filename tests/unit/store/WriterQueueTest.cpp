@@ -1,6 +1,7 @@
 // The writer thread's commits (src/store/sqlite/WriterQueue.hpp): which ones wait for an fsync.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -168,6 +169,42 @@ TEST(StoreWriterQueue, ClaimsRunAheadOfTheWritesQueuedBeforeThem) {
   const std::vector<std::string> expected = {"hold runs",      "hold answered", "claim runs",
                                              "claim answered", "record runs",   "record answered"};
   EXPECT_EQ(seen, expected);
+}
+
+// A webhook enabled with a large backlog: its deliveries are resumed in chunks of at most 500
+// whatever bulk_chunk says (a larger chunk held the writer longer than the work the dispatcher
+// has claimed ahead lasts), each committed without an fsync of its own (every start re-applies
+// pauses and resumes from the config, so a power cut loses nothing that is not done again).
+TEST(StoreWriterQueue, AResumeRunsInChunksOfAtMost500WithoutAnFsyncOfTheirOwn) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.file("r.db").string();
+  ASSERT_GT(options.bulk_chunk, 500U);  // the cap, not the option, makes the chunks
+  auto s = open_sqlite_store(options);
+  std::vector<NewEvent> events;
+  for (int i = 0; i < 1200; ++i) {
+    events.push_back(event("evt_" + std::to_string(i), {paused("crm")}));
+  }
+  submit(*s, std::move(events));
+  sqlite::Connection c(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+  // What each resumed row's transaction ran with: 1 = NORMAL (no fsync), 2 = FULL.
+  c.exec(
+      "CREATE TABLE seen (synchronous INTEGER);"
+      "CREATE TRIGGER note_sync AFTER UPDATE OF status ON deliveries "
+      "WHEN NEW.status = 'pending' BEGIN "
+      "INSERT INTO seen SELECT synchronous FROM pragma_synchronous; END;");
+  std::atomic<int> chunks{0};
+  EXPECT_EQ(
+      wait([&](auto cb) { s->set_webhook_paused("crm", false, 10000, cb, [&] { ++chunks; }); }),
+      WriteStatus::kOk);
+  EXPECT_EQ(chunks.load(), 3);  // 500 + 500 + 200
+  auto& q = c.cached("SELECT count(*), min(synchronous), max(synchronous) FROM seen");
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.int64(0), 1200);
+  EXPECT_EQ(q.int64(1), 1);
+  EXPECT_EQ(q.int64(2), 1);
+  q.reset();
+  s->close();
 }
 
 }  // namespace
