@@ -16,7 +16,7 @@ int claim_wanted(int limit, int concurrency, int used, int busy) {
   const int free = std::min(limit * kPrefetch - used, concurrency * kPrefetch - busy);
   if (free <= 0) return 0;
   // Nothing of this webhook under way: any amount is worth a claim. Otherwise wait until a
-  // limit's worth is free (with kPrefetch 4, two limits' worth are still ready then).
+  // limit's worth is free (with kPrefetch 8, six limits' worth are still ready then).
   if (used > 0 && free < std::max(1, std::min(limit, concurrency))) return 0;
   return free;
 }

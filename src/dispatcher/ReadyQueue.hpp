@@ -3,9 +3,12 @@
 // What the dispatcher has claimed but not started yet, and how much more it claims.
 //
 // A claim runs on the store's writer, behind the attempt records being committed: at full speed
-// it answers after 1–3 ms. The dispatcher has one claim under way at a time, so it claims ahead
-// to keep every slot busy meanwhile:
-//   - in flight + ready up to kPrefetch × each concurrency limit (per webhook and global);
+// it answers after 1–3 ms, but the writer also stops now and then for ~10–15 ms (copying the
+// WAL back at its cap, Checkpointer.hpp; a pause/resume chunk). The dispatcher has one claim
+// under way at a time, so it claims ahead to keep every slot busy meanwhile:
+//   - in flight + ready up to kPrefetch × each concurrency limit (per webhook and global): 8
+//     windows of 64 are ~14 ms of work at 36k deliveries/s, enough to outlast those stops (4
+//     were not: in flight fell to 0 at each; docs/performance.md, "Issue 20, round 8");
 //   - in batches of at least one per-webhook limit: a claim for the one slot that just freed
 //     would hold back every slot freed while it waits (the drain then ran in bursts, the slots
 //     empty a third of the time; docs/performance.md, "Issue 20, round 7");
@@ -24,7 +27,7 @@
 
 namespace relay::dispatcher {
 
-inline constexpr int kPrefetch = 4;
+inline constexpr int kPrefetch = 8;
 inline constexpr std::size_t kReadyBytes = std::size_t{8} << 20;
 
 /// How many deliveries of one webhook the next claim asks for (0: not now). `limit` is its

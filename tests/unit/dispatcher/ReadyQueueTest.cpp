@@ -26,19 +26,21 @@ std::vector<store::DueDelivery> claimed(const std::string& webhook, int n, std::
 // a whole limit's worth is free, so that claims come in batches instead of one per finished
 // attempt (each claim waits for the writer, and only one is under way at a time).
 TEST(ReadyQueue, ClaimsComeInBatchesOfAtLeastOneLimit) {
-  // per_webhook_concurrency 64, concurrency 128: windows of 256 and 512.
-  EXPECT_EQ(claim_wanted(64, 128, 0, 0), 256);
-  EXPECT_EQ(claim_wanted(64, 128, 0, 500), 12) << "the global window bounds it";
-  EXPECT_EQ(claim_wanted(64, 128, 255, 255), 0) << "one free slot is not worth a claim";
-  EXPECT_EQ(claim_wanted(64, 128, 193, 193), 0);
-  EXPECT_EQ(claim_wanted(64, 128, 192, 192), 64);
-  EXPECT_EQ(claim_wanted(64, 128, 256, 256), 0);
-  EXPECT_EQ(claim_wanted(64, 128, 100, 510), 0) << "global window nearly full";
+  // per_webhook_concurrency 64, concurrency 128: windows of 64 and 128 × kPrefetch.
+  const int w = 64 * kPrefetch;
+  const int g = 128 * kPrefetch;
+  EXPECT_EQ(claim_wanted(64, 128, 0, 0), w);
+  EXPECT_EQ(claim_wanted(64, 128, 0, g - 12), 12) << "the global window bounds it";
+  EXPECT_EQ(claim_wanted(64, 128, w - 1, w - 1), 0) << "one free slot is not worth a claim";
+  EXPECT_EQ(claim_wanted(64, 128, w - 63, w - 63), 0);
+  EXPECT_EQ(claim_wanted(64, 128, w - 64, w - 64), 64);
+  EXPECT_EQ(claim_wanted(64, 128, w, w), 0);
+  EXPECT_EQ(claim_wanted(64, 128, 100, g - 2), 0) << "global window nearly full";
   // The batch is one limit or the global concurrency, whichever is smaller.
-  EXPECT_EQ(claim_wanted(8, 2, 5, 5), 3);
-  EXPECT_EQ(claim_wanted(8, 2, 7, 7), 0);
-  EXPECT_EQ(claim_wanted(1, 64, 3, 3), 1);
-  EXPECT_EQ(claim_wanted(1, 64, 4, 4), 0);
+  EXPECT_EQ(claim_wanted(8, 2, 2 * kPrefetch - 3, 2 * kPrefetch - 3), 3);
+  EXPECT_EQ(claim_wanted(8, 2, 2 * kPrefetch - 1, 2 * kPrefetch - 1), 0);
+  EXPECT_EQ(claim_wanted(1, 64, kPrefetch - 1, kPrefetch - 1), 1);
+  EXPECT_EQ(claim_wanted(1, 64, kPrefetch, kPrefetch), 0);
 }
 
 TEST(ReadyQueue, ABudgetIsSharedInProportionAndNobodyStarves) {
