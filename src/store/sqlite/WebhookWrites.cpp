@@ -17,11 +17,11 @@ using sqlite::StatementScope;
 
 namespace {
 // Rows per pause or resume chunk, whatever bulk_chunk says. A chunk holds the writer: 5,000
-// resumed rows (each rewrites four index entries) took ~20 ms, longer than the ~7 ms of work
-// the dispatcher keeps claimed ahead at 35k deliveries/s, so a backlog being resumed drained
-// in stops and starts (bench phase 3: +8-11% deliveries/s at 500, docs/performance.md). The
-// first chunk of a resume is this small for a reason of its own: the dispatcher starts once
-// it commits (bench phase 8: two backlogs enabled by one reload).
+// resumed rows (each moves its entries in three indexes) took ~20 ms, longer than the ~7 ms of
+// work the dispatcher then kept claimed ahead at 35k deliveries/s, so a backlog being resumed
+// drained in stops and starts (bench phase 3: +2-7% deliveries/s at 500, docs/performance.md
+// "Issue 20, round 8"). The first chunk of a resume is this small for a reason of its own:
+// the dispatcher starts once it commits (bench phase 8: two backlogs enabled by one reload).
 constexpr std::int64_t kStatusChunk = 500;
 }  // namespace
 
