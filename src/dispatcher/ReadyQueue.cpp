@@ -45,11 +45,15 @@ void ReadyQueue::add(std::vector<store::DueDelivery> claimed) {
   payload_estimate_ = std::max({largest, payload_estimate_ / 2, kSmallestEstimate});
 }
 
+void ReadyQueue::forget(const store::DueDelivery& d) {
+  --count_;
+  bytes_ -= std::min(bytes_, d.payload.size());
+}
+
 store::DueDelivery ReadyQueue::pop(Queue& queue) {
   auto d = std::move(queue.front());
   queue.pop_front();
-  --count_;
-  bytes_ -= std::min(bytes_, d.payload.size());
+  forget(d);
   return d;
 }
 
@@ -59,10 +63,7 @@ std::vector<store::DueDelivery> ReadyQueue::take(const std::string& webhook_id) 
   std::vector<store::DueDelivery> out(std::make_move_iterator(it->second.begin()),
                                       std::make_move_iterator(it->second.end()));
   by_webhook_.erase(it);
-  for (const auto& d : out) {
-    --count_;
-    bytes_ -= std::min(bytes_, d.payload.size());
-  }
+  for (const auto& d : out) forget(d);
   return out;
 }
 

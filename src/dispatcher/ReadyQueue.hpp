@@ -59,6 +59,7 @@ class ReadyQueue {
   std::unordered_map<std::string, Queue>& by_webhook() { return by_webhook_; }
 
  private:
+  void forget(const store::DueDelivery& d);  // its share of count() and bytes()
   std::unordered_map<std::string, Queue> by_webhook_;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
