@@ -78,7 +78,7 @@ void SqliteStore::set_paused_chunk(std::string webhook_id, bool paused, std::siz
       auto& s = c.cached(
           "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 "
           "WHERE rowid IN (SELECT rowid FROM deliveries WHERE webhook_id = ?1 AND "
-          "status = 'paused' ORDER BY next_attempt_at, rowid LIMIT ?3)");
+          "status = 'paused' ORDER BY id LIMIT ?3)");
       StatementScope u(s);
       u->bind(1, webhook_id);
       u->bind(2, now);
@@ -250,7 +250,7 @@ std::int64_t SqliteStore::drop_oldest_paused(sqlite::WriteContext& ctx,
       "UPDATE deliveries SET status = 'dropped', updated_at = ?3, "
       "last_error = 'dropped: more than max_queued deliveries were paused' "
       "WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?1 AND status = 'paused' "
-      "ORDER BY next_attempt_at, rowid LIMIT ?2) RETURNING id");
+      "ORDER BY id LIMIT ?2) RETURNING id");
   StatementScope q(s);
   q->bind(1, webhook_id);
   q->bind(2, n);

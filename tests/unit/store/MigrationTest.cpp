@@ -146,6 +146,62 @@ TEST(StoreOpen, AtV8TheDueIndexHoldsThePendingOnesAndInterruptedOnesAreStillFoun
             "dlv_q\ndlv_d");
 }
 
+// Schema v9: the per-webhook due index holds pending deliveries only, like the global one. The
+// counts by status, and paused deliveries (dropped and resumed oldest first), are read through
+// (webhook_id, status, id) instead, so "oldest" is now id (= creation) order, not rowid order.
+TEST(StoreOpen, AtV9ThePerWebhookDueIndexHoldsThePendingOnesAndPausedOnesGoInIdOrder) {
+  TempDir dir;
+  const auto db = dir.file("relayd.db");
+  make_v1_file(db);
+  // Paused rows inserted out of id order: rowid order is c3, c1, c2.
+  exec(db,
+       "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
+       "next_attempt_at, created_at, updated_at) VALUES "
+       "('dlv_c3', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+       "'2026-01-01T00:00:00.000Z'),"
+       "('dlv_c1', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+       "'2026-01-01T00:00:00.000Z'),"
+       "('dlv_c2', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+       "'2026-01-01T00:00:00.000Z')");
+  auto s = open(db);
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(query(db, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_webhook_due'"),
+            "CREATE INDEX deliveries_webhook_due ON deliveries (webhook_id, next_attempt_at)\n"
+            "  WHERE status = 'pending'");
+  EXPECT_EQ(query(db,
+                  "SELECT id FROM deliveries INDEXED BY deliveries_webhook_due "
+                  "WHERE status = 'pending' ORDER BY webhook_id, next_attempt_at"),
+            "dlv_p");
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  EXPECT_EQ(s->count_by_status("crm"), (Counts{{"paused", 3}, {"pending", 1}}));
+  EXPECT_EQ(s->count_by_status("erp"), (Counts{{"succeeded", 1}}));
+
+  // Pausing crm with room for two: the two oldest by id are dropped (by rowid it would be
+  // dlv_p and dlv_c3).
+  ASSERT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", true, 2, cb, nullptr); }),
+            WriteStatus::kOk);
+  EXPECT_EQ(query(db, "SELECT id, status FROM deliveries WHERE webhook_id = 'crm' ORDER BY id"),
+            "dlv_c1|dropped\ndlv_c2|dropped\ndlv_c3|paused\ndlv_p|paused");
+  EXPECT_EQ(query(db,
+                  "SELECT count(*) FROM deliveries INDEXED BY deliveries_webhook_due "
+                  "WHERE status = 'pending'"),
+            "0");
+  // Resumed, they are due again and claimed through the index; a success leaves it.
+  ASSERT_EQ(wait([&](auto cb) { s->set_webhook_paused("crm", false, 2, cb, nullptr); }),
+            WriteStatus::kOk);
+  auto c = claim(*s, {{"crm", 5}});
+  ASSERT_EQ(c.claimed.size(), 2U);
+  auto r = attempt_of(c.claimed[0], AttemptOutcome::kSucceeded, common::now_ms());
+  ASSERT_EQ(wait([&](auto cb) { s->record_attempt(r, cb); }), WriteStatus::kOk);
+  EXPECT_EQ(query(db,
+                  "SELECT id FROM deliveries INDEXED BY deliveries_webhook_due "
+                  "WHERE status = 'pending'"),
+            c.claimed[1].delivery_id);
+  EXPECT_EQ(s->count_by_status("crm"),
+            (Counts{{"delivering", 1}, {"dropped", 2}, {"succeeded", 1}}));
+}
+
 // Schema v7 gives every stored attempt its delivery's webhook, in place, and the console's
 // aggregates then attribute the old attempts from the attempts alone; delivery_log reads as
 // before.
