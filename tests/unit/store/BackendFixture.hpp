@@ -12,6 +12,7 @@
 #include <string>
 
 #include "PgServer.hpp"
+#include "SqliteFile.hpp"
 #include "StoreTestHelpers.hpp"
 #include "relay/common/Time.hpp"
 #include "relay/store/Store.hpp"
@@ -30,33 +31,6 @@ struct Opts {
   std::size_t bulk_chunk = 5000;
   std::function<void()> before_group_for_testing;
 };
-
-inline std::string sqlite_query(const fs::path& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr);
-  sqlite3_busy_timeout(h, 5000);
-  sqlite3_stmt* s = nullptr;
-  std::string out;
-  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr) == SQLITE_OK) {
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      if (!out.empty()) out += "\n";
-      for (int i = 0; i < sqlite3_column_count(s); ++i) {
-        if (i) out += "|";
-        const auto* t = sqlite3_column_text(s, i);
-        out += t ? reinterpret_cast<const char*>(t) : "NULL";
-      }
-    }
-    if (sqlite3_errcode(h) != SQLITE_OK && sqlite3_errcode(h) != SQLITE_DONE &&
-        sqlite3_errcode(h) != SQLITE_ROW) {
-      out = std::string("error: ") + sqlite3_errmsg(h);
-    }
-  } else {
-    out = std::string("error: ") + sqlite3_errmsg(h);
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(h);
-  return out;
-}
 
 class StoreBackend : public ::testing::TestWithParam<std::string> {
  protected:
@@ -87,7 +61,8 @@ class StoreBackend : public ::testing::TestWithParam<std::string> {
   }
   /// Rows as "a|b\nc|d" (NULL for SQL NULL), read outside the store.
   std::string query(const std::string& sql) {
-    return pg() ? relay::testing::pg_query(dsn_, sql) : sqlite_query(dir_.file("r.db"), sql);
+    return pg() ? relay::testing::pg_query(dsn_, sql)
+                : testing_support::query(dir_.file("r.db"), sql);
   }
   void exec(const std::string& sql) {
     const auto r = query(sql);

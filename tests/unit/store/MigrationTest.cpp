@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,23 @@ void make_v1_file(const fs::path& db) {
                "'https://erp.example/hook', '{}', 'succeeded');");
 }
 
+// More rows for the v1 file's deliveries table: `values` is the VALUES list of
+// (id, event_id, webhook_id, status, attempt_count, next_attempt_at, created_at, updated_at).
+void add_deliveries(const fs::path& db, const std::string& values) {
+  exec(db,
+       "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
+       "next_attempt_at, created_at, updated_at) VALUES " +
+           values);
+}
+
+// Opens (and so migrates) the file; it must come out at the latest version, intact.
+std::unique_ptr<Store> open_migrated(const fs::path& db) {
+  auto s = open(db);
+  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  return s;
+}
+
 // The error sqlite3_exec reports for `sql` ("" when it succeeds).
 std::string exec_error(const fs::path& db, const std::string& sql) {
   sqlite3* h = nullptr;
@@ -65,8 +83,7 @@ TEST(StoreOpen, AVersion1FileIsMigratedInPlaceWithItsRowsAndRules) {
   ASSERT_EQ(ephemeral_tables(db, "UPDATE deliveries SET status = ?2 WHERE id = ?1"), 3)
       << "the v1 fixture should have the v1 CHECK and index";
 
-  auto s = open(db);
-  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  auto s = open_migrated(db);
   EXPECT_EQ(query(db, "SELECT id, status FROM deliveries ORDER BY id"),
             "dlv_p|pending\ndlv_s|succeeded");
   EXPECT_EQ(query(db, "SELECT delivery_id, outcome FROM attempts"), "dlv_s|succeeded");
@@ -102,16 +119,12 @@ TEST(StoreOpen, AtV8TheDueIndexHoldsThePendingOnesAndInterruptedOnesAreStillFoun
   TempDir dir;
   const auto db = dir.file("relayd.db");
   make_v1_file(db);
-  exec(db,
-       "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
-       "next_attempt_at, created_at, updated_at) VALUES "
-       "('dlv_d', 'evt_1', 'crm', 'delivering', 1, NULL, '2026-01-01T00:00:00.000Z', "
-       "'2026-01-01T00:00:02.000Z'),"
-       "('dlv_q', 'evt_1', 'erp', 'pending', 2, '2026-01-01T00:05:00.000Z', "
-       "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:03.000Z')");
-  auto s = open(db);
-  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
-  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  add_deliveries(db,
+                 "('dlv_d', 'evt_1', 'crm', 'delivering', 1, NULL, '2026-01-01T00:00:00.000Z', "
+                 "'2026-01-01T00:00:02.000Z'),"
+                 "('dlv_q', 'evt_1', 'erp', 'pending', 2, '2026-01-01T00:05:00.000Z', "
+                 "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:03.000Z')");
+  auto s = open_migrated(db);
   EXPECT_EQ(query(db,
                   "SELECT id FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending' "
                   "ORDER BY next_attempt_at"),
@@ -154,18 +167,14 @@ TEST(StoreOpen, AtV9ThePerWebhookDueIndexHoldsThePendingOnesAndPausedOnesGoInIdO
   const auto db = dir.file("relayd.db");
   make_v1_file(db);
   // Paused rows inserted out of id order: rowid order is c3, c1, c2.
-  exec(db,
-       "INSERT INTO deliveries (id, event_id, webhook_id, status, attempt_count, "
-       "next_attempt_at, created_at, updated_at) VALUES "
-       "('dlv_c3', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
-       "'2026-01-01T00:00:00.000Z'),"
-       "('dlv_c1', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
-       "'2026-01-01T00:00:00.000Z'),"
-       "('dlv_c2', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
-       "'2026-01-01T00:00:00.000Z')");
-  auto s = open(db);
-  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
-  EXPECT_EQ(query(db, "PRAGMA integrity_check"), "ok");
+  add_deliveries(db,
+                 "('dlv_c3', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+                 "'2026-01-01T00:00:00.000Z'),"
+                 "('dlv_c1', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+                 "'2026-01-01T00:00:00.000Z'),"
+                 "('dlv_c2', 'evt_1', 'crm', 'paused', 0, NULL, '2026-01-01T00:00:00.000Z', "
+                 "'2026-01-01T00:00:00.000Z')");
+  auto s = open_migrated(db);
   EXPECT_EQ(query(db, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_webhook_due'"),
             "CREATE INDEX deliveries_webhook_due ON deliveries (webhook_id, next_attempt_at)\n"
             "  WHERE status = 'pending'");
@@ -217,8 +226,7 @@ TEST(StoreOpen, OlderAttemptsGetTheirDeliverysWebhookAtV7) {
        "('dlv_p', 1, '2026-01-01T00:00:01.000Z', 7, 'https://crm.example/hook', '{}', 'retry'),"
        "('dlv_p', 2, '2026-01-01T00:00:02.000Z', 9, 'https://crm.example/hook', '{}', 'failed'),"
        "('dlv_gone', 1, '2026-01-01T00:00:03.000Z', 1, 'https://x.example/hook', '{}', 'failed')");
-  auto s = open(db);
-  EXPECT_EQ(query(db, "PRAGMA user_version"), std::to_string(migrations().size()));
+  auto s = open_migrated(db);
   EXPECT_EQ(query(db,
                   "SELECT delivery_id, attempt_number, webhook, outcome, duration_ms "
                   "FROM attempts ORDER BY id"),

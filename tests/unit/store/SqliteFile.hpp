@@ -22,7 +22,8 @@ inline std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// Direct SQL on the file, outside the store (what an operator's sqlite3 session sees).
+// Direct SQL on the file, outside the store (what an operator's sqlite3 session sees): the
+// rows as "a|b" lines, or "error: …".
 inline std::string query(const std::filesystem::path& db, const std::string& sql) {
   sqlite3* h = nullptr;
   sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr);
@@ -37,6 +38,10 @@ inline std::string query(const std::filesystem::path& db, const std::string& sql
         const auto* t = sqlite3_column_text(s, i);
         out += t ? reinterpret_cast<const char*>(t) : "NULL";
       }
+    }
+    if (sqlite3_errcode(h) != SQLITE_OK && sqlite3_errcode(h) != SQLITE_DONE &&
+        sqlite3_errcode(h) != SQLITE_ROW) {
+      out = std::string("error: ") + sqlite3_errmsg(h);
     }
   } else {
     out = std::string("error: ") + sqlite3_errmsg(h);
