@@ -123,7 +123,9 @@ class DeliveryStore {
   /// again after a crash. (SQLite holds the claim in memory, Leases.hpp, and writes nothing.)
   /// next_due is the earliest next_attempt_at of all pending deliveries left unclaimed (any
   /// webhook, listed or not), so it can be <= now when limits held work back. Cost: one index
-  /// seek per webhook plus one for next_due, whatever the backlog.
+  /// seek per webhook plus one for next_due, whatever the backlog; on SQLite each also steps
+  /// over the deliveries already claimed (in flight or waiting), inside the index (~13 steps
+  /// per delivery at the bench's 64 in flight, eight windows ahead).
   virtual void claim_due(common::TimePoint now, std::vector<std::pair<std::string, int>> limits,
                          ClaimCallback done) = 0;
 
